@@ -1,0 +1,209 @@
+"""The distributed training loop (design.md sections 4 and 8).
+
+One epoch is one dask graph: every row chunk computes its :class:`~dasksom.kernels.PartialSums`
+against the epoch's weights on the worker that holds it, a tree reduction adds them up, and the
+client applies the neighbourhood once: ``W = (H @ S) / (H @ n)``.  Only the ``M x D`` weights
+and sums travel; the rows never leave their worker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import dask
+import dask.array as da
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from .kernels import PartialSums, partial_sums
+from .lattice import Lattice
+from .neighborhood import smooth
+
+logger = logging.getLogger("dasksom")
+
+# How many partial results one reduction task adds up.
+SPLIT_EVERY = 8
+# Keep data in worker memory when it takes at most this share of the memory it would live in.
+PERSIST_MEMORY_FRACTION = 0.5
+
+
+def distributed_client():
+    """The distributed ``Client`` that dask computes on now, or None for a local scheduler."""
+    try:
+        from distributed import default_client
+    except ImportError:
+        return None
+    try:
+        client = default_client()
+    except ValueError:
+        return None
+    scheduler = dask.base.get_scheduler()
+    return client if getattr(scheduler, "__self__", None) is client else None
+
+
+@contextlib.contextmanager
+def compute_context() -> Iterator[None]:
+    """One BLAS thread per dask thread: dask parallelises over chunks, BLAS must not on top.
+
+    Distributed workers already start with one BLAS thread each (the nanny sets
+    ``OMP_NUM_THREADS=1`` and friends); the local threaded scheduler needs the limit here.
+    """
+    if distributed_client() is not None:
+        yield
+        return
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
+def should_persist(data: da.Array, persist: bool | str) -> bool:
+    """Decide whether to keep the data in (worker) memory between epochs.
+
+    ``"auto"`` keeps it when it takes at most half of the cluster's memory (or of this
+    machine's available memory on a local scheduler); otherwise every epoch streams it from
+    its source with bounded memory.
+    """
+    if persist != "auto":
+        return bool(persist)
+    client = distributed_client()
+    if client is not None:
+        workers = client.scheduler_info(n_workers=-1)["workers"].values()
+        budget = sum(w.get("memory_limit") or 0 for w in workers)
+    else:
+        import psutil
+
+        budget = psutil.virtual_memory().available
+    return data.nbytes <= PERSIST_MEMORY_FRACTION * budget
+
+
+def _add(*parts: PartialSums) -> PartialSums:
+    total = parts[0]
+    for part in parts[1:]:
+        total = total + part
+    return total
+
+
+def _finish(part: PartialSums) -> PartialSums:
+    return part.to_host()
+
+
+def epoch_sums(
+    data: da.Array, weights: np.ndarray, metric: str, check_finite: bool = False
+) -> PartialSums:
+    """Partial sums of every chunk against ``weights``, added up by a tree reduction.
+
+    The reduction order is fixed by chunk position, so the same chunking always gives
+    bit-identical sums, whatever the scheduler or the order in which chunks finish.
+    """
+    client = distributed_client()
+    shared_weights = (
+        client.scatter(weights, broadcast=True, hash=False)
+        if client is not None
+        else dask.delayed(weights)
+    )
+    offsets = np.concatenate([[0], np.cumsum(data.chunks[0])[:-1]])
+    chunk_task = dask.delayed(partial_sums, pure=True)
+    parts = [
+        chunk_task(block, shared_weights, metric, int(offset), check_finite)
+        for block, offset in zip(data.to_delayed().ravel(), offsets, strict=True)
+    ]
+    while len(parts) > 1:
+        add = dask.delayed(_add, pure=True)
+        parts = [add(*parts[i : i + SPLIT_EVERY]) for i in range(0, len(parts), SPLIT_EVERY)]
+    with compute_context():
+        (result,) = dask.compute(dask.delayed(_finish, pure=True)(parts[0]))
+    return result
+
+
+def raise_on_nonfinite(sums: PartialSums, n_rows: int) -> None:
+    nonfinite = sums.nonfinite
+    if nonfinite.count:
+        row, col = nonfinite.first
+        raise ValueError(
+            f"The data contains {nonfinite.count} NaN or infinite value(s) among {n_rows} rows; "
+            f"the first is at row {row}, column {col}. Remove or impute those rows (for a dask "
+            "array x: x[da.isfinite(x).all(axis=1)]) and fit again."
+        )
+
+
+def update_weights(
+    lattice: Lattice, sums: PartialSums, weights: np.ndarray, sigma: float, neighborhood: str
+) -> np.ndarray:
+    """``W_new = (H @ S) / (H @ n)``, keeping ``W`` where the denominator is not positive."""
+    smoothed = smooth(lattice, np.column_stack([sums.sums, sums.counts]), sigma, neighborhood)
+    numerator, denominator = smoothed[:, :-1], smoothed[:, -1]
+    updated = weights.copy()
+    ok = denominator > 0
+    updated[ok] = numerator[ok] / denominator[ok, None]
+    return updated
+
+
+@dataclass
+class TrainingState:
+    """Where training stands: enough to checkpoint after any epoch and resume exactly."""
+
+    weights: np.ndarray
+    sigmas: np.ndarray
+    history: list[dict] = field(default_factory=list)
+
+    @property
+    def epochs_done(self) -> int:
+        return len(self.history)
+
+
+def train(
+    data: da.Array,
+    lattice: Lattice,
+    state: TrainingState,
+    *,
+    metric: str,
+    neighborhood: str,
+    tol: float | None = None,
+    n_iter_no_change: int = 3,
+    on_epoch_end: Callable[[TrainingState], None] | None = None,
+) -> TrainingState:
+    """Run the remaining epochs of ``state`` on ``data``; returns the updated state.
+
+    Each epoch's history entry holds ``epoch``, ``sigma``, ``quantization_error`` (of the
+    weights the epoch started from, found in the same pass), ``map_difference`` (mean absolute
+    change of the weights) and ``seconds``.  With ``tol`` set, training stops early once the
+    map difference stays below ``tol`` for ``n_iter_no_change`` epochs in a row.
+    """
+    n_epochs = len(state.sigmas)
+    quiet_epochs = 0
+    for epoch in range(state.epochs_done, n_epochs):
+        started = time.perf_counter()
+        sigma = float(state.sigmas[epoch])
+        sums = epoch_sums(data, state.weights, metric, check_finite=epoch == 0)
+        raise_on_nonfinite(sums, data.shape[0])
+        new_weights = update_weights(lattice, sums, state.weights, sigma, neighborhood)
+        difference = float(np.abs(new_weights - state.weights).mean())
+        state.weights = new_weights
+        state.history.append(
+            {
+                "epoch": epoch,
+                "sigma": sigma,
+                "quantization_error": sums.quantization_error,
+                "map_difference": difference,
+                "seconds": time.perf_counter() - started,
+            }
+        )
+        logger.info(
+            "epoch %d/%d  sigma %.3f  quantization error %.5g  map difference %.3g  %.2fs",
+            epoch + 1,
+            n_epochs,
+            sigma,
+            sums.quantization_error,
+            difference,
+            state.history[-1]["seconds"],
+        )
+        if on_epoch_end is not None:
+            on_epoch_end(state)
+        quiet_epochs = quiet_epochs + 1 if tol is not None and difference < tol else 0
+        if tol is not None and quiet_epochs >= n_iter_no_change:
+            logger.info("stopping early: map difference below %g for %d epochs", tol, quiet_epochs)
+            break
+    return state

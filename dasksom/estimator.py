@@ -1,0 +1,261 @@
+"""``dasksom.SOM``: the scikit-learn style estimator over the distributed engine."""
+
+from __future__ import annotations
+
+import logging
+
+import dask
+import dask.array as da
+import numpy as np
+from sklearn.base import BaseEstimator, ClusterMixin
+
+from . import engine
+from .initialization import INITS, initial_weights
+from .io import as_dask_array
+from .kernels import METRICS, check_metric, predict_chunk, quality_chunk, to_host
+from .lattice import Lattice
+from .neighborhood import check_neighborhood
+from .schedule import radius_schedule
+
+logger = logging.getLogger("dasksom")
+
+
+class SOM(ClusterMixin, BaseEstimator):
+    """Batch Self-Organizing Map trained over a chunked dask array.
+
+    Parameters
+    ----------
+    height, width : int
+        Map size; the map has ``M = height * width`` nodes, node ``k = r * width + c``.
+    topology : {"hexagonal", "square"}
+    pbc : bool
+        Periodic boundaries (a torus).  A hexagonal torus needs an even ``height``.
+    metric : {"euclidean", "cosine", "manhattan"}
+        Distance used to find best-matching units.
+    neighborhood : {"gaussian", "bubble", "mexican_hat"}
+    init : {"random", "sample", "pca"} or array of shape (M, n_features)
+    epochs : int
+        Number of batch epochs.
+    sigma : None, float or (float, float)
+        Neighbourhood radius schedule; see :func:`dasksom.schedule.radius_schedule`.
+        ``None`` is simpsom's default, from ``max(height, width) / 2`` down.
+    random_state : None, int or numpy Generator
+        Seed of the ``random`` and ``sample`` initialisations.
+    sigma_decay : {"exponential", "linear"}
+        Decay between an explicit ``(start, end)`` sigma pair.
+    tol : float or None
+        Stop early once the mean absolute weight change stays below ``tol`` for
+        ``n_iter_no_change`` epochs.  ``None`` always runs every epoch.
+    n_iter_no_change : int
+    chunks : int or "auto"
+        Rows per chunk for numpy input (and a new row chunking for dask input when an int).
+    persist : "auto" or bool
+        Keep the data in (worker) memory between epochs; ``"auto"`` does so when it fits in half
+        of the memory available, and otherwise streams it from its source every epoch.
+    verbose : bool
+        Log one line per epoch at INFO level on the ``dasksom`` logger (and show it).
+
+    Attributes
+    ----------
+    weights_ : ndarray of shape (M, n_features)
+    positions_ : ndarray of shape (M, 2)
+    history_ : list of dict, one per epoch (``sigma``, ``quantization_error``, ``seconds`` ...)
+    lattice_ : Lattice
+    n_features_in_ : int
+    n_iter_ : int, epochs run
+    """
+
+    def __init__(
+        self,
+        height: int = 10,
+        width: int = 10,
+        *,
+        topology: str = "hexagonal",
+        pbc: bool = False,
+        metric: str = "euclidean",
+        neighborhood: str = "gaussian",
+        init="random",
+        epochs: int = 10,
+        sigma=None,
+        random_state=None,
+        sigma_decay: str = "exponential",
+        tol: float | None = None,
+        n_iter_no_change: int = 3,
+        chunks: int | str = "auto",
+        persist: bool | str = "auto",
+        verbose: bool = False,
+    ) -> None:
+        self.height = height
+        self.width = width
+        self.topology = topology
+        self.pbc = pbc
+        self.metric = metric
+        self.neighborhood = neighborhood
+        self.init = init
+        self.epochs = epochs
+        self.sigma = sigma
+        self.random_state = random_state
+        self.sigma_decay = sigma_decay
+        self.tol = tol
+        self.n_iter_no_change = n_iter_no_change
+        self.chunks = chunks
+        self.persist = persist
+        self.verbose = verbose
+
+    def _validate_params(self) -> Lattice:
+        lattice = Lattice(self.height, self.width, self.topology, bool(self.pbc))
+        check_metric(self.metric)
+        check_neighborhood(self.neighborhood)
+        if isinstance(self.init, str) and self.init not in INITS:
+            raise ValueError(
+                f"Unknown init {self.init!r}; choose one of {', '.join(INITS)} or pass an "
+                "(M, n_features) array."
+            )
+        if isinstance(self.epochs, bool) or not isinstance(self.epochs, int | np.integer):
+            raise ValueError(f"epochs must be an integer of at least 1, got {self.epochs!r}.")
+        if self.epochs < 1:
+            raise ValueError(f"epochs must be at least 1, got {self.epochs}.")
+        if self.tol is not None and not self.tol >= 0:
+            raise ValueError(f"tol must be None or a non-negative number, got {self.tol!r}.")
+        if self.n_iter_no_change < 1:
+            raise ValueError(f"n_iter_no_change must be at least 1, got {self.n_iter_no_change}.")
+        if self.persist not in ("auto", True, False):
+            raise ValueError(f"persist must be 'auto', True or False, got {self.persist!r}.")
+        return lattice
+
+    def _check_data(self, X, fitted: bool) -> da.Array:
+        data = as_dask_array(X, chunks=self.chunks)
+        if data.ndim != 2:
+            raise ValueError(
+                f"Expected 2-D data (samples x features), got {data.ndim}-D data of shape "
+                f"{data.shape}; reshape it, e.g. X.reshape(len(X), -1)."
+            )
+        if np.dtype(data.dtype).kind not in "biuf":
+            raise ValueError(
+                f"Data must be numeric, got dtype {data.dtype}; convert it, e.g. "
+                "X.astype('float32')."
+            )
+        n_rows, n_features = data.shape
+        if n_rows == 0:
+            raise ValueError("The data has 0 rows; a SOM needs at least one sample.")
+        if n_features == 0:
+            raise ValueError("The data has 0 features; each sample needs at least one value.")
+        if fitted and n_features != self.n_features_in_:
+            raise ValueError(
+                f"The data has {n_features} features but this map was fitted on "
+                f"{self.n_features_in_}; pass data with the same columns."
+            )
+        return data
+
+    def fit(self, X, y=None) -> SOM:
+        """Train the map on ``X`` (numpy, dask or zarr array, or a path to a zarr array).
+
+        Returns
+        -------
+        self
+        """
+        lattice = self._validate_params()
+        data = self._check_data(X, fitted=False)
+        sigmas = radius_schedule(
+            self.height, self.width, self.epochs, self.sigma, self.sigma_decay
+        )
+        if engine.should_persist(data, self.persist):
+            data = data.persist()
+        rng = np.random.default_rng(self.random_state)
+        state = engine.TrainingState(initial_weights(data, lattice, self.init, rng), sigmas)
+        with _verbose_logging(self.verbose):
+            state = engine.train(
+                data,
+                lattice,
+                state,
+                metric=self.metric,
+                neighborhood=self.neighborhood,
+                tol=self.tol,
+                n_iter_no_change=self.n_iter_no_change,
+            )
+        self._set_fitted(lattice, state.weights, state.history)
+        return self
+
+    def _set_fitted(self, lattice: Lattice, weights: np.ndarray, history: list[dict]) -> None:
+        self.lattice_ = lattice
+        self.weights_ = weights
+        self.positions_ = lattice.positions
+        self.history_ = history
+        self.n_features_in_ = weights.shape[1]
+        self.n_iter_ = len(history)
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "weights_"):
+            raise RuntimeError("This SOM is not fitted yet; call fit(X) first or load a map.")
+
+    def predict(self, X):
+        """Index of every sample's best-matching unit.
+
+        A dask array in gives a lazy dask array out; anything else is computed to numpy.
+        """
+        self._check_fitted()
+        data = self._check_data(X, fitted=True)
+        labels = data.map_blocks(
+            predict_chunk, self.weights_, self.metric, drop_axis=1, dtype=np.int64
+        )
+        if isinstance(X, da.Array):
+            return labels
+        with engine.compute_context():
+            return to_host(labels.compute())
+
+    def _quality(self, X) -> np.ndarray:
+        self._check_fitted()
+        data = self._check_data(X, fitted=True)
+        parts = data.map_blocks(
+            _quality_row,
+            self.weights_,
+            self.metric,
+            self.lattice_,
+            chunks=((1,) * data.numblocks[0], (3,)),
+            dtype=np.float64,
+            meta=np.empty((0, 3)),
+        )
+        with engine.compute_context():
+            return to_host(dask.compute(parts.sum(axis=0, split_every=engine.SPLIT_EVERY))[0])
+
+    def quantization_error(self, X) -> float:
+        """Mean Euclidean distance from each sample to its best-matching unit's weights."""
+        distance_sum, _, n_rows = self._quality(X)
+        return float(distance_sum / n_rows)
+
+    def topographic_error(self, X) -> float:
+        """Share of samples whose best and second-best units are not lattice neighbours."""
+        _, errors, n_rows = self._quality(X)
+        return float(errors / n_rows)
+
+    def save(self, path) -> None:
+        """Write the map to ``path`` (an ``.npz`` file; no pickle).  See :func:`dasksom.load`."""
+        from .persistence import save_map
+
+        self._check_fitted()
+        save_map(path, self)
+
+
+def _quality_row(chunk, weights, metric, lattice) -> np.ndarray:
+    return quality_chunk(chunk, weights, metric, lattice)[None]
+
+
+class _verbose_logging:
+    """Show the engine's per-epoch log lines on stderr while ``verbose`` is set."""
+
+    def __init__(self, verbose: bool) -> None:
+        self.handler = logging.StreamHandler() if verbose else None
+
+    def __enter__(self) -> None:
+        if self.handler is not None:
+            self.level = logger.level
+            logger.addHandler(self.handler)
+            logger.setLevel(logging.INFO)
+
+    def __exit__(self, *exc) -> None:
+        if self.handler is not None:
+            logger.removeHandler(self.handler)
+            logger.setLevel(self.level)
+
+
+__all__ = ["SOM", "METRICS"]

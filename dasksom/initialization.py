@@ -1,0 +1,102 @@
+"""Initial weights (design.md section 6), computed out of core from a dask array."""
+
+from __future__ import annotations
+
+import dask
+import dask.array as da
+import numpy as np
+
+from .kernels import to_host
+from .lattice import Lattice
+
+INITS = ("random", "sample", "pca")
+# Above this many features the D x D covariance gives way to a randomized SVD.
+MAX_COVARIANCE_FEATURES = 4096
+
+
+def initial_weights(
+    data: da.Array, lattice: Lattice, init, rng: np.random.Generator
+) -> np.ndarray:
+    """``(M, D)`` float64 starting weights.
+
+    Parameters
+    ----------
+    data : dask array (N, D)
+    lattice : Lattice
+    init : {"random", "sample", "pca"} or array of shape (M, D)
+    rng : numpy Generator, the only source of randomness
+    """
+    n_nodes, n_features = lattice.n_nodes, data.shape[1]
+    if not isinstance(init, str):
+        weights = np.array(to_host(init), dtype=np.float64)
+        if weights.shape != (n_nodes, n_features):
+            raise ValueError(
+                f"init array has shape {weights.shape}, but a {lattice.height}x{lattice.width} "
+                f"map on {n_features} features needs ({n_nodes}, {n_features})."
+            )
+        if not np.isfinite(weights).all():
+            raise ValueError("init array contains NaN or inf; pass finite starting weights.")
+        return weights
+    if init == "random":
+        low, high = dask.compute(da.nanmin(data, axis=0), da.nanmax(data, axis=0))
+        low, high = to_host(low).astype(np.float64), to_host(high).astype(np.float64)
+        return low + (high - low) * rng.random((n_nodes, n_features))
+    if init == "sample":
+        n_rows = data.shape[0]
+        if n_rows < n_nodes:
+            raise ValueError(
+                f"init='sample' draws {n_nodes} distinct samples but the data has only "
+                f"{n_rows} rows; use init='random' or 'pca', or a smaller map."
+            )
+        rows = np.sort(rng.choice(n_rows, size=n_nodes, replace=False))
+        picked = to_host(data[rows].compute()).astype(np.float64)
+        return picked[rng.permutation(n_nodes)]
+    if init == "pca":
+        return pca_weights(data, lattice, rng)
+    raise ValueError(f"Unknown init {init!r}; choose one of {', '.join(INITS)} or an (M, D) array.")
+
+
+def principal_components(data: da.Array, rng: np.random.Generator):
+    """Mean, first two principal axes (2, D) and their variances, in one pass over the data."""
+    x = data.astype(np.float64)
+    n_rows, n_features = data.shape
+    if n_features <= MAX_COVARIANCE_FEATURES:
+        total, gram = dask.compute(x.sum(axis=0), x.T @ x)
+        mean = to_host(total) / n_rows
+        cov = (to_host(gram) - n_rows * np.outer(mean, mean)) / max(n_rows - 1, 1)
+        variances, vectors = np.linalg.eigh(cov)
+        order = np.argsort(variances)[::-1][:2]
+        axes, variances = vectors[:, order].T, variances[order]
+    else:
+        mean = to_host(x.mean(axis=0).compute())
+        seed = int(rng.integers(2**31))
+        _, singular, vt = da.linalg.svd_compressed(x - mean, k=2, seed=seed, compute=True)
+        axes = to_host(vt.compute())
+        variances = to_host(singular.compute()) ** 2 / max(n_rows - 1, 1)
+    if axes.shape[0] < 2:
+        axes = np.vstack([axes, np.zeros_like(axes)])
+        variances = np.append(variances, 0.0)
+    # Deterministic signs: each axis points where its largest component is positive.
+    signs = np.sign(axes[np.arange(2), np.abs(axes).argmax(axis=1)])
+    axes = axes * np.where(signs == 0, 1.0, signs)[:, None]
+    return mean, axes, np.clip(variances, 0.0, None)
+
+
+def pca_weights(data: da.Array, lattice: Lattice, rng: np.random.Generator) -> np.ndarray:
+    """Mean plus a regular grid over the first two principal components.
+
+    The grid spans about plus/minus one standard deviation along each component, the map's
+    longer side along the first component.
+    """
+    mean, axes, variances = principal_components(data, rng)
+    pos = lattice.positions
+    span = pos.max(axis=0) - pos.min(axis=0)
+    unit = np.where(span > 0, 2.0 * (pos - pos.min(axis=0)) / np.where(span > 0, span, 1) - 1, 0)
+    along_x_first = lattice.width >= lattice.height
+    first, second = (unit[:, 0], unit[:, 1]) if along_x_first else (unit[:, 1], unit[:, 0])
+    scale = np.sqrt(variances)
+    return (
+        mean[None, :]
+        + first[:, None] * scale[0] * axes[0][None, :]
+        + second[:, None] * scale[1] * axes[1][None, :]
+    )

@@ -1,0 +1,127 @@
+"""Lattice geometry: node positions, lattice distances, neighbours (design.md section 1).
+
+Node ``k = r * width + c`` sits at row ``r`` and column ``c``.  Positions are ``(x, y)`` pairs:
+``(c, r)`` on the square lattice and ``(c + 0.5 * (r % 2), r * sqrt(3) / 2)`` on the hexagonal
+one.  With periodic boundaries the map is a torus and distances use the minimum image.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+TOPOLOGIES = ("square", "hexagonal")
+HEX_ROW_HEIGHT = np.sqrt(3.0) / 2.0
+# Lattice distance at or below which two nodes count as neighbours (design.md section 7).
+NEIGHBOR_DISTANCE = 1.01
+
+
+@dataclass(frozen=True)
+class Lattice:
+    """A ``height x width`` map of nodes on a square or hexagonal grid.
+
+    Parameters
+    ----------
+    height, width : int
+        Number of rows and columns; both at least 1.
+    topology : {"square", "hexagonal"}
+        Tiling of the map.
+    pbc : bool
+        Periodic boundary conditions: the map wraps into a torus.  A hexagonal torus needs an
+        even ``height`` so that the row offsets line up across the seam.
+    """
+
+    height: int
+    width: int
+    topology: str = "hexagonal"
+    pbc: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("height", "width"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+                raise ValueError(f"{name} must be an integer of at least 1, got {value!r}.")
+        if self.topology not in TOPOLOGIES:
+            raise ValueError(
+                f"Unknown topology {self.topology!r}; choose one of {', '.join(TOPOLOGIES)}."
+            )
+        if self.topology == "hexagonal" and self.pbc and self.height % 2:
+            raise ValueError(
+                f"A hexagonal map with periodic boundaries needs an even height, got "
+                f"height={self.height}: odd rows would not line up across the seam. "
+                "Use an even height, pbc=False, or topology='square'."
+            )
+
+    @property
+    def n_nodes(self) -> int:
+        return self.height * self.width
+
+    @cached_property
+    def rows(self) -> np.ndarray:
+        """Row index of every node, shape ``(M,)``."""
+        return np.repeat(np.arange(self.height), self.width)
+
+    @cached_property
+    def cols(self) -> np.ndarray:
+        """Column index of every node, shape ``(M,)``."""
+        return np.tile(np.arange(self.width), self.height)
+
+    @cached_property
+    def positions(self) -> np.ndarray:
+        """``(M, 2)`` array of node positions ``(x, y)`` in node order."""
+        x = self.cols.astype(float)
+        y = self.rows.astype(float)
+        if self.topology == "hexagonal":
+            x = x + 0.5 * (self.rows % 2)
+            y = y * HEX_ROW_HEIGHT
+        return np.column_stack([x, y])
+
+    @property
+    def extent(self) -> tuple[float, float]:
+        """Size ``(W, H)`` of the torus the map wraps onto when ``pbc`` is set."""
+        row_height = HEX_ROW_HEIGHT if self.topology == "hexagonal" else 1.0
+        return float(self.width), self.height * row_height
+
+    def wrap(self, dx: np.ndarray, dy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Position differences, reduced to the minimum image when the map is periodic."""
+        if not self.pbc:
+            return dx, dy
+        size_x, size_y = self.extent
+        dx = dx - size_x * np.round(dx / size_x)
+        dy = dy - size_y * np.round(dy / size_y)
+        return dx, dy
+
+    def distances_from(self, nodes: np.ndarray | int) -> np.ndarray:
+        """Lattice distances from each node in ``nodes`` to every node, shape ``(len, M)``."""
+        nodes = np.atleast_1d(np.asarray(nodes))
+        pos = self.positions
+        dx, dy = self.wrap(
+            pos[None, :, 0] - pos[nodes, 0][:, None], pos[None, :, 1] - pos[nodes, 1][:, None]
+        )
+        return np.sqrt(dx**2 + dy**2)
+
+    def distance_matrix(self) -> np.ndarray:
+        """Dense ``(M, M)`` lattice distances.  Meant for small maps and for tests."""
+        return self.distances_from(np.arange(self.n_nodes))
+
+    def pair_distances(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Lattice distance between nodes ``a[i]`` and ``b[i]`` for every ``i``."""
+        pos = self.positions
+        dx, dy = self.wrap(pos[b, 0] - pos[a, 0], pos[b, 1] - pos[a, 1])
+        return np.sqrt(dx**2 + dy**2)
+
+    def neighbors(self, node: int) -> np.ndarray:
+        """Indices of the nodes at lattice distance 1 from ``node`` (4 square, 6 hexagonal inside)."""
+        d = self.distances_from(node)[0]
+        (found,) = np.nonzero((d > 0) & (d <= NEIGHBOR_DISTANCE))
+        return found
+
+    def to_dict(self) -> dict:
+        return {
+            "height": int(self.height),
+            "width": int(self.width),
+            "topology": self.topology,
+            "pbc": bool(self.pbc),
+        }
