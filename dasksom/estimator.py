@@ -156,9 +156,7 @@ class SOM(ClusterMixin, BaseEstimator):
         """
         lattice = self._validate_params()
         data = self._check_data(X, fitted=False)
-        sigmas = radius_schedule(
-            self.height, self.width, self.epochs, self.sigma, self.sigma_decay
-        )
+        sigmas = radius_schedule(self.height, self.width, self.epochs, self.sigma, self.sigma_decay)
         if engine.should_persist(data, self.persist):
             data = data.persist()
         rng = np.random.default_rng(self.random_state)

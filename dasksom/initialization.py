@@ -14,9 +14,7 @@ INITS = ("random", "sample", "pca")
 MAX_COVARIANCE_FEATURES = 4096
 
 
-def initial_weights(
-    data: da.Array, lattice: Lattice, init, rng: np.random.Generator
-) -> np.ndarray:
+def initial_weights(data: da.Array, lattice: Lattice, init, rng: np.random.Generator) -> np.ndarray:
     """``(M, D)`` float64 starting weights.
 
     Parameters

@@ -78,7 +78,9 @@ def load(path: str | os.PathLike):
     params = metadata["params"]
     if init is not None:
         params["init"] = init
-    params["sigma"] = tuple(params["sigma"]) if isinstance(params["sigma"], list) else params["sigma"]
+    params["sigma"] = (
+        tuple(params["sigma"]) if isinstance(params["sigma"], list) else params["sigma"]
+    )
     som = SOM(**params)
     lattice = Lattice(**metadata["lattice"])
     if weights.shape[0] != lattice.n_nodes:
