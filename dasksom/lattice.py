@@ -113,7 +113,7 @@ class Lattice:
         return np.sqrt(dx**2 + dy**2)
 
     def neighbors(self, node: int) -> np.ndarray:
-        """Indices of the nodes at lattice distance 1 from ``node`` (4 square, 6 hexagonal inside)."""
+        """Nodes at lattice distance 1 from ``node`` (inside the map: 4 square, 6 hexagonal)."""
         d = self.distances_from(node)[0]
         (found,) = np.nonzero((d > 0) & (d <= NEIGHBOR_DISTANCE))
         return found
