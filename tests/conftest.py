@@ -1,0 +1,42 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist.npz"
+
+
+@pytest.fixture(scope="session")
+def mnist():
+    """``(images, labels)`` of the real MNIST training set, or a skip where it is absent."""
+    if not MNIST.exists():
+        pytest.skip(f"real MNIST not found at {MNIST} (the shared data folder is absent)")
+    with np.load(MNIST) as data:
+        return data["x_train"].reshape(60000, -1), data["y_train"]
+
+
+@pytest.fixture(scope="session")
+def cluster():
+    """A LocalCluster of 2 single-threaded worker processes, shared by the session's tests."""
+    from distributed import LocalCluster
+
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as local:
+        yield local
+
+
+@pytest.fixture
+def client(cluster):
+    from distributed import Client
+
+    with Client(cluster) as c:
+        yield c
+
+
+@pytest.fixture
+def blobs():
+    """300 rows of 5 features around 4 centres: small, structured data."""
+    rng = np.random.default_rng(0)
+    centres = rng.normal(scale=5.0, size=(4, 5))
+    return centres[rng.integers(0, 4, 300)] + rng.normal(size=(300, 5))

@@ -1,0 +1,120 @@
+import numpy as np
+import pytest
+
+from dasksom import kernels
+from dasksom.kernels import PreparedWeights, best_matching_units, partial_sums
+
+from . import reference
+
+METRICS = ["euclidean", "cosine", "manhattan"]
+
+
+@pytest.fixture
+def problem():
+    rng = np.random.default_rng(1)
+    return rng.normal(size=(97, 6)), rng.normal(size=(12, 6))
+
+
+def bmus(x, weights, metric, second=False):
+    prepared = PreparedWeights.build(weights, metric, np, x.dtype)
+    return best_matching_units(x, prepared, second=second)
+
+
+@pytest.mark.parametrize("metric", METRICS)
+def test_best_matching_units_match_reference(problem, metric):
+    x, w = problem
+    expected = [reference.bmu(row, w, metric) for row in x]
+    np.testing.assert_array_equal(bmus(x, w, metric), expected)
+
+
+@pytest.mark.parametrize("metric", METRICS)
+def test_row_blocks_do_not_change_the_result(problem, metric, monkeypatch):
+    x, w = problem
+    whole = bmus(x, w, metric)
+    monkeypatch.setattr(kernels, "SCORE_BLOCK_ELEMENTS", 1)
+    monkeypatch.setattr(kernels, "MANHATTAN_BLOCK_ELEMENTS", 7)
+    np.testing.assert_array_equal(bmus(x, w, metric), whole)
+
+
+@pytest.mark.parametrize("metric", METRICS)
+def test_ties_go_to_the_lowest_index(metric):
+    w = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [0.0, 1.0]])
+    x = np.array([[2.0, 0.0], [0.0, 3.0]])
+    np.testing.assert_array_equal(bmus(x, w, metric), [0, 1])
+
+
+@pytest.mark.parametrize("metric", METRICS)
+def test_second_best_unit_is_the_runner_up(problem, metric):
+    x, w = problem
+    _, second = bmus(x, w, metric, second=True)
+    for row, found in zip(x, second, strict=True):
+        best = reference.bmu(row, w, metric)
+        rest = np.delete(np.arange(len(w)), best)
+        assert found == rest[reference.bmu(row, w[rest], metric)]
+
+
+@pytest.mark.parametrize("metric", METRICS)
+def test_partial_sums_regroup_rows_by_bmu(problem, metric):
+    x, w = problem
+    sums = partial_sums(x, w, metric)
+    found = [reference.bmu(row, w, metric) for row in x]
+    for k in range(len(w)):
+        mine = [i for i, b in enumerate(found) if b == k]
+        np.testing.assert_allclose(sums.sums[k], x[mine].sum(axis=0), atol=1e-12)
+        assert sums.counts[k] == len(mine)
+        expected_distance = sum(np.linalg.norm(x[i] - w[k]) for i in mine)
+        np.testing.assert_allclose(sums.distances[k], expected_distance, rtol=1e-10)
+    assert sums.n_rows == len(x)
+
+
+@pytest.mark.parametrize("metric", METRICS)
+def test_quantization_error_term_matches_reference(problem, metric):
+    x, w = problem
+    expected = reference.quantization_error(x, w, metric)
+    assert partial_sums(x, w, metric).quantization_error == pytest.approx(expected, rel=1e-10)
+
+
+def test_partial_sums_of_two_halves_add_up_to_the_whole(problem):
+    x, w = problem
+    halves = partial_sums(x[:40], w, "euclidean") + partial_sums(x[40:], w, "euclidean")
+    whole = partial_sums(x, w, "euclidean")
+    np.testing.assert_allclose(halves.sums, whole.sums)
+    np.testing.assert_array_equal(halves.counts, whole.counts)
+    assert halves.n_rows == whole.n_rows
+
+
+def test_small_integer_data_is_summed_exactly():
+    rng = np.random.default_rng(2)
+    x = rng.integers(0, 256, size=(500, 16)).astype(np.uint8)
+    w = rng.uniform(0, 255, size=(9, 16))
+    sums = partial_sums(x, w, "euclidean")
+    np.testing.assert_array_equal(sums.sums.sum(axis=0), x.sum(axis=0, dtype=np.float64))
+
+
+def test_narrow_types_compute_in_float32_and_wide_in_float64():
+    assert kernels.compute_dtype(np.uint8) == np.float32
+    assert kernels.compute_dtype(np.float32) == np.float32
+    assert kernels.compute_dtype(np.float64) == np.float64
+    assert kernels.compute_dtype(np.int64) == np.float64
+
+
+def test_nonfinite_values_are_counted_with_the_first_location(problem):
+    x, w = problem
+    x = x.copy()
+    x[5, 2] = np.nan
+    x[9, 0] = np.inf
+    sums = partial_sums(x, w, "euclidean", row_offset=100)
+    assert sums.nonfinite.count == 2
+    assert sums.nonfinite.first == (105, 2)
+
+
+def test_nonfinite_counts_add_across_chunks_and_keep_the_first():
+    a = kernels.NonFinite(2, (50, 1))
+    b = kernels.NonFinite(3, (10, 4))
+    total = a + b + kernels.NonFinite()
+    assert (total.count, total.first) == (5, (10, 4))
+
+
+def test_sum_rows_by_index_handles_empty_chunks():
+    out = kernels.sum_rows_by_index(np.empty((0, 3)), np.empty(0, dtype=np.int64), 4)
+    np.testing.assert_array_equal(out, np.zeros((4, 3)))
