@@ -1,0 +1,217 @@
+import dask.array as da
+import numpy as np
+import pytest
+from sklearn.base import clone
+
+import dasksom
+from dasksom import SOM, Lattice
+from dasksom.initialization import initial_weights
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    rng = np.random.default_rng(0)
+    data = rng.normal(size=(200, 5))
+    return SOM(4, 6, epochs=3, random_state=0).fit(data), data
+
+
+def test_fitted_attributes_have_the_documented_shapes(fitted):
+    som, data = fitted
+    assert som.weights_.shape == (24, 5)
+    assert som.positions_.shape == (24, 2)
+    assert som.n_features_in_ == 5
+    assert len(som.history_) == som.n_iter_ == 3
+
+
+def test_positions_follow_node_order(fitted):
+    som, _ = fitted
+    np.testing.assert_array_equal(som.positions_, Lattice(4, 6, "hexagonal").positions)
+
+
+def test_predict_on_numpy_returns_numpy_bmus(fitted):
+    som, data = fitted
+    labels = som.predict(data)
+    assert isinstance(labels, np.ndarray) and labels.shape == (200,)
+    d = ((data[:, None, :] - som.weights_[None]) ** 2).sum(-1)
+    np.testing.assert_array_equal(labels, d.argmin(axis=1))
+
+
+def test_predict_on_dask_stays_lazy(fitted):
+    som, data = fitted
+    labels = som.predict(da.from_array(data, chunks=(50, 5)))
+    assert isinstance(labels, da.Array)
+    np.testing.assert_array_equal(labels.compute(), som.predict(data))
+
+
+def test_quantization_error_is_the_mean_distance_to_the_bmu(fitted):
+    som, data = fitted
+    d = np.sqrt(((data[:, None, :] - som.weights_[None]) ** 2).sum(-1))
+    assert som.quantization_error(data) == pytest.approx(d.min(axis=1).mean(), rel=1e-10)
+
+
+def test_topographic_error_counts_non_adjacent_best_pairs(fitted):
+    som, data = fitted
+    d = ((data[:, None, :] - som.weights_[None]) ** 2).sum(-1)
+    order = d.argsort(axis=1)
+    pos = som.positions_
+    gap = np.linalg.norm(pos[order[:, 0]] - pos[order[:, 1]], axis=1)
+    assert som.topographic_error(data) == pytest.approx((gap > 1.01).mean())
+
+
+def test_get_and_set_params_follow_scikit_learn(fitted):
+    som, _ = fitted
+    copy = clone(som).set_params(height=7, metric="cosine")
+    assert copy.get_params()["height"] == 7 and copy.metric == "cosine"
+    assert not hasattr(copy, "weights_")
+
+
+def test_save_and_load_round_trip_gives_identical_predictions(fitted, tmp_path):
+    som, data = fitted
+    som.save(tmp_path / "map")
+    loaded = dasksom.load(tmp_path / "map.npz")
+    np.testing.assert_array_equal(loaded.weights_, som.weights_)
+    np.testing.assert_array_equal(loaded.predict(data), som.predict(data))
+    assert loaded.get_params() == som.get_params()
+    assert loaded.history_ == som.history_
+
+
+def test_saved_map_loads_without_pickle(fitted, tmp_path):
+    som, _ = fitted
+    path = tmp_path / "map.npz"
+    som.save(path)
+    with np.load(path, allow_pickle=False) as stored:
+        assert set(stored.files) == {"weights", "metadata"}
+
+
+def test_an_init_array_is_saved_with_the_map(tmp_path):
+    data = np.random.default_rng(1).normal(size=(50, 3))
+    start = np.random.default_rng(2).normal(size=(4, 3))
+    SOM(2, 2, init=start, epochs=1).fit(data).save(tmp_path / "m.npz")
+    np.testing.assert_array_equal(dasksom.load(tmp_path / "m.npz").init, start)
+
+
+def test_loading_a_corrupt_file_says_so(tmp_path):
+    path = tmp_path / "broken.npz"
+    path.write_bytes(b"not a zip at all")
+    with pytest.raises(ValueError, match="not a readable dasksom map"):
+        dasksom.load(path)
+
+
+def test_loading_a_missing_file_names_it(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nothere.npz"):
+        dasksom.load(tmp_path / "nothere.npz")
+
+
+def test_fits_a_zarr_array_on_disk_by_path(tmp_path):
+    import zarr
+
+    data = np.random.default_rng(3).normal(size=(120, 4))
+    stored = zarr.create_array(
+        str(tmp_path / "x.zarr"), shape=data.shape, chunks=(40, 4), dtype="f8"
+    )
+    stored[:] = data
+    from_path = SOM(3, 3, init="pca", epochs=2).fit(str(tmp_path / "x.zarr"))
+    from_memory = SOM(3, 3, init="pca", epochs=2, chunks=40).fit(data)
+    np.testing.assert_allclose(from_path.weights_, from_memory.weights_, rtol=1e-10)
+
+
+def test_random_init_lies_within_each_features_range():
+    data = np.random.default_rng(4).uniform([0, 10], [1, 20], size=(100, 2))
+    weights = initial_weights(
+        da.from_array(data), Lattice(5, 5), "random", np.random.default_rng(0)
+    )
+    assert (weights >= data.min(0)).all() and (weights <= data.max(0)).all()
+
+
+def test_sample_init_draws_distinct_rows_of_the_data():
+    data = np.arange(200.0).reshape(100, 2)
+    weights = initial_weights(
+        da.from_array(data, chunks=(30, 2)), Lattice(3, 4), "sample", np.random.default_rng(0)
+    )
+    rows = {tuple(r) for r in data}
+    assert len({tuple(w) for w in weights}) == 12 and all(tuple(w) in rows for w in weights)
+
+
+def test_pca_init_spans_the_first_two_components():
+    rng = np.random.default_rng(5)
+    data = rng.normal(size=(2000, 3)) * [5.0, 2.0, 0.1] + [1.0, -1.0, 3.0]
+    weights = initial_weights(
+        da.from_array(data, chunks=(300, 3)), Lattice(4, 6, "square"), "pca", rng
+    )
+    values, vectors = np.linalg.eigh(np.cov(data.T))
+    centred = weights - data.mean(axis=0)
+    np.testing.assert_allclose(centred.mean(axis=0), 0, atol=1e-9)
+    along = centred @ vectors[:, ::-1]
+    # The longer side (width, columns) runs along the first component, the rows along the second.
+    np.testing.assert_allclose(np.abs(along[:, 0]).max(), np.sqrt(values[-1]), rtol=1e-6)
+    np.testing.assert_allclose(np.abs(along[:, 1]).max(), np.sqrt(values[-2]), rtol=1e-6)
+    np.testing.assert_allclose(along[:, 2], 0, atol=1e-9)
+    first_row = along[:6, 0]
+    assert np.all(np.diff(first_row) > 0) or np.all(np.diff(first_row) < 0)
+
+
+BAD_PARAMS = [
+    ({"height": 0}, "height must be an integer of at least 1"),
+    ({"width": -2}, "width must be an integer of at least 1"),
+    ({"topology": "triangle"}, "Unknown topology"),
+    ({"metric": "chebyshev"}, "Unknown metric"),
+    ({"neighborhood": "cone"}, "Unknown neighborhood"),
+    ({"init": "kmeans"}, "Unknown init"),
+    ({"epochs": 0}, "epochs must be at least 1"),
+    ({"topology": "hexagonal", "pbc": True, "height": 5}, "even height"),
+    ({"init": np.zeros((3, 3))}, r"needs \(16, 2\)"),
+    ({"persist": "sometimes"}, "persist must be"),
+]
+
+
+@pytest.mark.parametrize("params,message", BAD_PARAMS)
+def test_bad_parameters_are_refused_with_a_clear_message(params, message):
+    som = SOM(**{"height": 4, "width": 4, "epochs": 2, **params})
+    with pytest.raises(ValueError, match=message):
+        som.fit(np.ones((10, 2)))
+
+
+BAD_DATA = [
+    (np.ones(10), "Expected 2-D data"),
+    (np.ones((0, 3)), "0 rows"),
+    (np.ones((5, 0)), "0 features"),
+    (np.array([["a", "b"], ["c", "d"]]), "must be numeric"),
+]
+
+
+@pytest.mark.parametrize("data,message", BAD_DATA)
+def test_bad_data_is_refused_before_any_work(data, message):
+    with pytest.raises(ValueError, match=message):
+        SOM(2, 2).fit(data)
+
+
+def test_nan_in_the_data_is_reported_with_count_and_place():
+    data = np.random.default_rng(6).normal(size=(100, 3))
+    data[[17, 60], [1, 2]] = np.nan
+    data[80, 0] = np.inf
+    with pytest.raises(ValueError, match=r"3 NaN or infinite.*row 17, column 1"):
+        SOM(3, 3, init="sample", epochs=2, chunks=25, random_state=0).fit(data)
+
+
+def test_nan_failure_leaves_the_estimator_unfitted():
+    data = np.full((20, 2), np.nan)
+    som = SOM(2, 2, init=np.zeros((4, 2)))
+    with pytest.raises(ValueError):
+        som.fit(data)
+    assert not hasattr(som, "weights_")
+
+
+def test_predict_refuses_a_different_feature_count(fitted):
+    som, _ = fitted
+    with pytest.raises(ValueError, match="has 3 features but this map was fitted on 5"):
+        som.predict(np.ones((4, 3)))
+
+
+def test_a_missing_path_is_named_in_the_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="missing.zarr"):
+        SOM(2, 2).fit(str(tmp_path / "missing.zarr"))
+
+
+def test_using_an_unfitted_map_asks_for_fit():
+    with pytest.raises(RuntimeError, match="not fitted"):
+        SOM(2, 2).predict(np.ones((3, 2)))
