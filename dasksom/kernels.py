@@ -133,21 +133,24 @@ def best_matching_units(x, prepared: PreparedWeights, second: bool = False):
 
 
 def sum_rows_by_index(x, index, n_groups: int):
-    """``out[k] = sum of x[i] with index[i] == k`` in float64, in O(n x D)."""
+    """``out[k] = sum of x[i] with index[i] == k``, shape ``(n_groups, D)``, in O(n x D).
+
+    Sums accumulate in ``x``'s float type (the chunk's compute dtype) and come back as float64,
+    the type in which chunks are then added up.
+    """
     xp = array_module(x)
-    out = xp.zeros((n_groups, x.shape[1]), dtype=xp.float64)
-    if x.shape[0] == 0:
-        return out
+    n_rows = x.shape[0]
     if xp is np:
-        order = np.argsort(index, kind="stable")
-        ordered = index[order]
-        starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
-        out[ordered[starts]] = np.add.reduceat(x[order], starts, axis=0, dtype=np.float64)
-        return out
+        import scipy.sparse
+
+        ones = np.ones(n_rows, dtype=x.dtype)
+        onehot = scipy.sparse.csr_matrix((ones, (index, np.arange(n_rows))), (n_groups, n_rows))
+        return np.asarray(onehot @ x, dtype=np.float64)
     import cupyx
 
-    cupyx.scatter_add(out, index, x.astype(xp.float64))
-    return out
+    out = xp.zeros((n_groups, x.shape[1]), dtype=x.dtype)
+    cupyx.scatter_add(out, index, x)
+    return out.astype(xp.float64)
 
 
 @dataclass
@@ -255,7 +258,7 @@ def partial_sums(
     bmu = best_matching_units(x, prepared)
     distances = bmu_distances(x, prepared.weights, bmu).astype(xp.float64)
     return PartialSums(
-        sum_rows_by_index(chunk, bmu, n_nodes),
+        sum_rows_by_index(x, bmu, n_nodes),
         xp.bincount(bmu, minlength=n_nodes).astype(xp.float64),
         xp.bincount(bmu, weights=distances, minlength=n_nodes),
         int(chunk.shape[0]),
