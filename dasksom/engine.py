@@ -141,6 +141,16 @@ def update_weights(
     return updated
 
 
+def _trailing_quiet_epochs(history: list[dict], tol: float | None) -> int:
+    """Epochs at the end of ``history`` whose map difference stayed below ``tol``."""
+    count = 0
+    for record in reversed(history if tol is not None else []):
+        if record["map_difference"] >= tol:
+            break
+        count += 1
+    return count
+
+
 @dataclass
 class TrainingState:
     """Where training stands: enough to checkpoint after any epoch and resume exactly."""
@@ -173,7 +183,9 @@ def train(
     map difference stays below ``tol`` for ``n_iter_no_change`` epochs in a row.
     """
     n_epochs = len(state.sigmas)
-    quiet_epochs = 0
+    quiet_epochs = _trailing_quiet_epochs(state.history, tol)
+    if tol is not None and quiet_epochs >= n_iter_no_change:
+        return state
     for epoch in range(state.epochs_done, n_epochs):
         started = time.perf_counter()
         sigma = float(state.sigmas[epoch])

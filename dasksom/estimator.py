@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 
 import dask
 import dask.array as da
@@ -15,6 +16,7 @@ from .io import as_dask_array
 from .kernels import METRICS, check_metric, predict_chunk, quality_chunk, to_host
 from .lattice import Lattice
 from .neighborhood import check_neighborhood
+from .persistence import map_path, read_map, settings_key, write_map
 from .schedule import radius_schedule
 
 logger = logging.getLogger("dasksom")
@@ -54,6 +56,10 @@ class SOM(ClusterMixin, BaseEstimator):
         of the memory available, and otherwise streams it from its source every epoch.
     verbose : bool
         Log one line per epoch at INFO level on the ``dasksom`` logger (and show it).
+    checkpoint : str, path or None
+        Write the map to this ``.npz`` file after every epoch.  When the file already exists
+        and was written with the same settings, ``fit`` resumes from it: a killed job rerun
+        with the same command carries on where it stopped and ends with the same map.
 
     Attributes
     ----------
@@ -84,6 +90,7 @@ class SOM(ClusterMixin, BaseEstimator):
         chunks: int | str = "auto",
         persist: bool | str = "auto",
         verbose: bool = False,
+        checkpoint: str | os.PathLike | None = None,
     ) -> None:
         self.height = height
         self.width = width
@@ -101,6 +108,7 @@ class SOM(ClusterMixin, BaseEstimator):
         self.chunks = chunks
         self.persist = persist
         self.verbose = verbose
+        self.checkpoint = checkpoint
 
     def _validate_params(self) -> Lattice:
         lattice = Lattice(self.height, self.width, self.topology, bool(self.pbc))
@@ -159,8 +167,10 @@ class SOM(ClusterMixin, BaseEstimator):
         sigmas = radius_schedule(self.height, self.width, self.epochs, self.sigma, self.sigma_decay)
         if engine.should_persist(data, self.persist):
             data = data.persist()
-        rng = np.random.default_rng(self.random_state)
-        state = engine.TrainingState(initial_weights(data, lattice, self.init, rng), sigmas)
+        state = self._resumed_state(lattice, sigmas)
+        if state is None:
+            rng = np.random.default_rng(self.random_state)
+            state = engine.TrainingState(initial_weights(data, lattice, self.init, rng), sigmas)
         with _verbose_logging(self.verbose):
             state = engine.train(
                 data,
@@ -170,9 +180,40 @@ class SOM(ClusterMixin, BaseEstimator):
                 neighborhood=self.neighborhood,
                 tol=self.tol,
                 n_iter_no_change=self.n_iter_no_change,
+                on_epoch_end=None if self.checkpoint is None else self._write_checkpoint(lattice),
             )
         self._set_fitted(lattice, state.weights, state.history)
         return self
+
+    def _training_settings(self) -> dict:
+        """Parameters that shape the map; the others (chunking, logging...) may change."""
+        ignored = {"chunks", "persist", "verbose", "checkpoint"}
+        return {k: v for k, v in self.get_params().items() if k not in ignored}
+
+    def _write_checkpoint(self, lattice: Lattice):
+        def write(state: engine.TrainingState) -> None:
+            write_map(
+                self.checkpoint,
+                params=self.get_params(),
+                lattice=lattice,
+                weights=state.weights,
+                history=state.history,
+            )
+
+        return write
+
+    def _resumed_state(self, lattice: Lattice, sigmas: np.ndarray) -> engine.TrainingState | None:
+        if self.checkpoint is None or not map_path(self.checkpoint).exists():
+            return None
+        params, _, weights, history = read_map(map_path(self.checkpoint))
+        saved = {k: v for k, v in params.items() if k in self._training_settings()}
+        if settings_key(saved) != settings_key(self._training_settings()):
+            raise ValueError(
+                f"The checkpoint {str(self.checkpoint)!r} was written with other settings; "
+                "delete it to start afresh, or point checkpoint at another file."
+            )
+        logger.info("resuming from %s after %d epochs", self.checkpoint, len(history))
+        return engine.TrainingState(weights, sigmas, history)
 
     def _set_fitted(self, lattice: Lattice, weights: np.ndarray, history: list[dict]) -> None:
         self.lattice_ = lattice
@@ -226,12 +267,16 @@ class SOM(ClusterMixin, BaseEstimator):
         _, errors, n_rows = self._quality(X)
         return float(errors / n_rows)
 
-    def save(self, path) -> None:
+    def save(self, path: str | os.PathLike) -> None:
         """Write the map to ``path`` (an ``.npz`` file; no pickle).  See :func:`dasksom.load`."""
-        from .persistence import save_map
-
         self._check_fitted()
-        save_map(path, self)
+        write_map(
+            path,
+            params=self.get_params(),
+            lattice=self.lattice_,
+            weights=self.weights_,
+            history=self.history_,
+        )
 
 
 def _quality_row(chunk, weights, metric, lattice) -> np.ndarray:

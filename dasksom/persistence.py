@@ -1,4 +1,8 @@
-"""Saved maps: one ``.npz`` file, arrays plus JSON metadata, readable without pickle."""
+"""Saved maps: one ``.npz`` file, arrays plus JSON metadata, readable without pickle.
+
+The same file serves as a finished map (:meth:`dasksom.SOM.save`, :func:`load`) and as the
+per-epoch checkpoint of a running fit: its history says how many epochs are done.
+"""
 
 from __future__ import annotations
 
@@ -15,26 +19,51 @@ FORMAT = "dasksom-map"
 FORMAT_VERSION = 1
 
 
-def save_map(path: str | os.PathLike, som) -> Path:
-    """Write a fitted :class:`~dasksom.SOM` to ``path`` (``.npz`` is appended if missing).
-
-    The file holds ``weights`` (M x D float64), the lattice, every training setting and the
-    history as JSON.  It is written to a temporary name and renamed, so an interrupted save
-    never leaves a half-written map behind.
-    """
+def map_path(path: str | os.PathLike) -> Path:
+    """``path`` with the ``.npz`` suffix that saved maps carry."""
     path = Path(path)
-    if path.suffix != ".npz":
-        path = path.with_name(path.name + ".npz")
-    params = som.get_params()
+    return path if path.suffix == ".npz" else path.with_name(path.name + ".npz")
+
+
+def _jsonable(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    raise TypeError(f"cannot store {type(value).__name__} in a map's metadata")
+
+
+def settings_key(params: dict) -> str:
+    """Canonical JSON of training settings, to tell whether a checkpoint belongs to a fit."""
+    return json.dumps(params, default=_jsonable, sort_keys=True)
+
+
+def write_map(
+    path: str | os.PathLike,
+    *,
+    params: dict,
+    lattice: Lattice,
+    weights: np.ndarray,
+    history: list[dict],
+) -> Path:
+    """Write weights, lattice, settings and history to ``path`` (``.npz`` appended if missing).
+
+    The file is written under a temporary name and renamed, so an interrupted write never
+    leaves a half-written map (or checkpoint) behind.
+    """
+    path = map_path(path)
+    params = dict(params)
     init = params.pop("init")
     metadata = {
         "format": FORMAT,
         "version": FORMAT_VERSION,
-        "lattice": som.lattice_.to_dict(),
+        "lattice": lattice.to_dict(),
         "params": {**params, "init": init if isinstance(init, str) else "array"},
-        "history": som.history_,
+        "history": history,
     }
-    arrays = {"weights": np.asarray(som.weights_, dtype=np.float64)}
+    arrays = {"weights": np.asarray(weights, dtype=np.float64)}
     if not isinstance(init, str):
         arrays["init"] = np.asarray(init, dtype=np.float64)
     tmp = path.with_name(path.name + ".tmp.npz")
@@ -43,18 +72,8 @@ def save_map(path: str | os.PathLike, som) -> Path:
     return path
 
 
-def _jsonable(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"cannot store {type(value).__name__} in a map's metadata")
-
-
-def load(path: str | os.PathLike):
-    """Read a map written by :meth:`dasksom.SOM.save`; returns a fitted :class:`~dasksom.SOM`."""
-    from .estimator import SOM
-
+def read_map(path: str | os.PathLike) -> tuple[dict, Lattice, np.ndarray, list[dict]]:
+    """``(params, lattice, weights, history)`` of a map written by :func:`write_map`."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"No saved map at {str(path)!r}.")
@@ -78,15 +97,22 @@ def load(path: str | os.PathLike):
     params = metadata["params"]
     if init is not None:
         params["init"] = init
-    params["sigma"] = (
-        tuple(params["sigma"]) if isinstance(params["sigma"], list) else params["sigma"]
-    )
-    som = SOM(**params)
+    if isinstance(params.get("sigma"), list):
+        params["sigma"] = tuple(params["sigma"])
     lattice = Lattice(**metadata["lattice"])
     if weights.shape[0] != lattice.n_nodes:
         raise ValueError(
             f"{str(path)!r} is inconsistent: {weights.shape[0]} weight rows for a "
             f"{lattice.height}x{lattice.width} map."
         )
-    som._set_fitted(lattice, weights, metadata["history"])
+    return params, lattice, weights, metadata["history"]
+
+
+def load(path: str | os.PathLike):
+    """Read a map written by :meth:`dasksom.SOM.save`; returns a fitted :class:`~dasksom.SOM`."""
+    from .estimator import SOM
+
+    params, lattice, weights, history = read_map(path)
+    som = SOM(**params)
+    som._set_fitted(lattice, weights, history)
     return som

@@ -215,3 +215,40 @@ def test_a_missing_path_is_named_in_the_error(tmp_path):
 def test_using_an_unfitted_map_asks_for_fit():
     with pytest.raises(RuntimeError, match="not fitted"):
         SOM(2, 2).predict(np.ones((3, 2)))
+
+
+def test_checkpoint_is_written_after_every_epoch(tmp_path, blobs):
+    path = tmp_path / "ckpt.npz"
+    SOM(4, 4, epochs=3, random_state=0, checkpoint=path).fit(blobs)
+    assert len(dasksom.load(path).history_) == 3
+
+
+def test_killed_fit_resumes_from_its_checkpoint_to_the_same_map(tmp_path, blobs, monkeypatch):
+    from dasksom import engine
+
+    whole = SOM(4, 4, epochs=5, random_state=0).fit(blobs)
+    real_epoch_sums = engine.epoch_sums
+    calls = []
+
+    def dies_in_epoch_three(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real_epoch_sums(*args, **kwargs)
+
+    path = tmp_path / "ckpt.npz"
+    monkeypatch.setattr(engine, "epoch_sums", dies_in_epoch_three)
+    with pytest.raises(KeyboardInterrupt):
+        SOM(4, 4, epochs=5, random_state=0, checkpoint=path).fit(blobs)
+    monkeypatch.setattr(engine, "epoch_sums", real_epoch_sums)
+    assert len(dasksom.load(path).history_) == 2
+    resumed = SOM(4, 4, epochs=5, random_state=0, checkpoint=path).fit(blobs)
+    np.testing.assert_array_equal(resumed.weights_, whole.weights_)
+    assert [h["sigma"] for h in resumed.history_] == [h["sigma"] for h in whole.history_]
+
+
+def test_checkpoint_from_other_settings_is_refused(tmp_path, blobs):
+    path = tmp_path / "ckpt.npz"
+    SOM(4, 4, epochs=2, random_state=0, checkpoint=path).fit(blobs)
+    with pytest.raises(ValueError, match="written with other settings"):
+        SOM(4, 4, epochs=2, random_state=0, metric="cosine", checkpoint=path).fit(blobs)
