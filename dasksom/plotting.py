@@ -1,0 +1,1118 @@
+"""Pictures of a trained map: U-matrix, component planes, hits, labels, weight mosaics.
+
+Every plot takes a fitted map (anything with ``weights_`` of shape ``(M, D)`` and a
+:class:`~dasksom.Lattice` in ``lattice_``, e.g. a fitted :class:`dasksom.SOM`) and draws node
+``k`` at ``lattice.positions[k]``.  All of them accept ``ax`` (draw into existing axes),
+``cmap`` (a colormap name or object), ``show``, ``print_out`` and ``file_name`` as simpsom does,
+and return ``(fig, ax)``.  Tiles are drawn as one :class:`~matplotlib.collections.PolyCollection`
+so that maps of tens of thousands of nodes render in about a second.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+# A headless Linux box (a cluster node, CI) has no display: stay on Agg unless the user or
+# their notebook has chosen a backend already.
+if (
+    sys.platform.startswith("linux")
+    and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    and not os.environ.get("MPLBACKEND")
+    and "matplotlib.pyplot" not in sys.modules
+):
+    matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.axes import Axes  # noqa: E402
+from matplotlib.collections import PolyCollection  # noqa: E402
+from matplotlib.colors import BoundaryNorm, Colormap, ListedColormap  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.patches import Patch, Rectangle  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+from mpl_toolkits.axes_grid1 import make_axes_locatable  # noqa: E402
+from numpy.typing import ArrayLike  # noqa: E402
+
+from .lattice import NEIGHBOR_DISTANCE, Lattice  # noqa: E402
+
+__all__ = [
+    "Squares",
+    "Hexagons",
+    "tiling_for",
+    "node_differences",
+    "draw_tiles",
+    "draw_map",
+    "plot_umatrix",
+    "plot_component_planes",
+    "plot_hits",
+    "plot_labels",
+    "plot_weight_mosaic",
+    "plot_projection",
+    "plot_convergence",
+]
+
+CmapLike = str | Colormap
+# Colour of nodes without a value (no hits, no label) and of the lines around them.
+EMPTY_FACE = "#ffffff"
+EMPTY_EDGE = "#c8c8c8"
+# A component-plane grid of more features than this must name its features.
+MAX_DEFAULT_PLANES = 36
+
+
+# --------------------------------------------------------------------------------------------
+# Tilings
+
+
+class Tiling:
+    """A tile shape drawn around every node position (the base of :class:`Squares` and
+    :class:`Hexagons`).
+
+    Tilings are used as classes (``Hexagons.tiles(centers)``), as simpsom's ``polygons``
+    attribute holds the class; instances work the same way.
+    """
+
+    topology: str = ""
+    #: Vertices of one tile around its centre, shape ``(n_vertices, 2)``.
+    offsets: np.ndarray = np.empty((0, 2))
+
+    @classmethod
+    def tile(cls, center: ArrayLike) -> np.ndarray:
+        """Vertices ``(n_vertices, 2)`` of the tile of a node at ``center`` ``(x, y)``."""
+        return np.asarray(center, dtype=float) + cls.offsets
+
+    @classmethod
+    def tiles(cls, centers: ArrayLike) -> np.ndarray:
+        """Vertices ``(N, n_vertices, 2)`` of the tiles of nodes at ``centers`` ``(N, 2)``."""
+        centers = np.asarray(centers, dtype=float).reshape(-1, 2)
+        return centers[:, None, :] + cls.offsets[None, :, :]
+
+    @classmethod
+    def draw_map(
+        cls,
+        fig: Figure,
+        centers: ArrayLike,
+        feature: ArrayLike,
+        cmap: CmapLike | None = None,
+    ) -> Axes:
+        """Draw tiles at ``centers`` coloured by ``feature`` on a new axes of ``fig`` (as
+        simpsom's polygon classes do); returns the axes."""
+        ax = fig.add_subplot(111)
+        draw_tiles(centers, feature, cls, ax=ax, cmap=cmap)
+        return ax
+
+
+class Squares(Tiling):
+    """Unit squares: they tile the square lattice, where neighbours sit 1 apart."""
+
+    topology = "square"
+    offsets = np.array([[-0.5, -0.5], [0.5, -0.5], [0.5, 0.5], [-0.5, 0.5]])
+
+
+class Hexagons(Tiling):
+    """Pointy-top regular hexagons 1 wide: they tile the hexagonal lattice, whose rows are
+    ``sqrt(3) / 2`` apart with every odd row shifted by half a node."""
+
+    topology = "hexagonal"
+    # Circumradius 1/sqrt(3) makes the hexagon exactly 1 wide across its flat sides.
+    offsets = np.column_stack(
+        [
+            np.cos(np.radians(90 + 60 * np.arange(6))) / np.sqrt(3),
+            np.sin(np.radians(90 + 60 * np.arange(6))) / np.sqrt(3),
+        ]
+    )
+
+
+def tiling_for(lattice: Lattice | str) -> type[Tiling]:
+    """The tiling class (:class:`Squares` or :class:`Hexagons`) of a lattice or topology."""
+    topology = lattice if isinstance(lattice, str) else lattice.topology
+    for tiling in (Squares, Hexagons):
+        if tiling.topology == topology:
+            return tiling
+    raise ValueError(f"No tiling for topology {topology!r}; use 'square' or 'hexagonal'.")
+
+
+# --------------------------------------------------------------------------------------------
+# U-matrix values
+
+
+def _neighbor_pairs(lattice: Lattice) -> tuple[np.ndarray, np.ndarray]:
+    """All ``(node, neighbour)`` pairs at lattice distance 1 (periodic boundaries honoured).
+
+    Candidates come from the row/column offsets of the 4 (square) or 6 (hexagonal) adjacent
+    nodes, so memory stays linear in the number of nodes; the lattice's own distance then
+    decides, which keeps this equal to :meth:`Lattice.neighbors` on tiny tori too.
+    """
+    rows, cols = lattice.rows, lattice.cols
+    offsets = [(0, -1), (0, 1), (-1, 0), (1, 0)]
+    candidates_r, candidates_c = [], []
+    for dr, dc in offsets:
+        candidates_r.append(rows + dr)
+        candidates_c.append(cols + dc)
+    if lattice.topology == "hexagonal":
+        # Odd rows are shifted right, so their diagonal neighbours lie one column further right.
+        side = np.where(rows % 2 == 1, 1, -1)
+        for dr in (-1, 1):
+            candidates_r.append(rows + dr)
+            candidates_c.append(cols + side)
+    node = np.tile(np.arange(lattice.n_nodes), len(candidates_r))
+    r = np.concatenate(candidates_r)
+    c = np.concatenate(candidates_c)
+    if lattice.pbc:
+        r, c = r % lattice.height, c % lattice.width
+    else:
+        inside = (r >= 0) & (r < lattice.height) & (c >= 0) & (c < lattice.width)
+        node, r, c = node[inside], r[inside], c[inside]
+    other = r * lattice.width + c
+    d = lattice.pair_distances(node, other)
+    keep = (d > 0) & (d <= NEIGHBOR_DISTANCE)
+    # A torus 1 or 2 nodes across reaches the same neighbour from both sides: count it once.
+    pairs = np.unique(node[keep] * lattice.n_nodes + other[keep])
+    return pairs // lattice.n_nodes, pairs % lattice.n_nodes
+
+
+def node_differences(weights: ArrayLike, lattice: Lattice) -> np.ndarray:
+    """U-matrix values: each node's mean Euclidean weight distance to its lattice neighbours.
+
+    Parameters
+    ----------
+    weights : array-like of shape (M, D)
+        Node weights, node ``k = r * width + c``.
+    lattice : Lattice
+        The map's lattice.  Neighbours are the nodes at lattice distance 1 (up to 1.01); on a
+        periodic map they wrap around the seams, so a torus has no edge nodes.
+
+    Returns
+    -------
+    ndarray of shape (M,)
+        NaN for a node without neighbours (a 1 x 1 map).
+    """
+    weights = np.asarray(weights, dtype=float)
+    if weights.ndim != 2 or weights.shape[0] != lattice.n_nodes:
+        raise ValueError(
+            f"weights must have shape (M, D) with M = {lattice.n_nodes} nodes for a "
+            f"{lattice.height} x {lattice.width} map, got {weights.shape}."
+        )
+    node, other = _neighbor_pairs(lattice)
+    distances = np.linalg.norm(weights[node] - weights[other], axis=1)
+    totals = np.bincount(node, weights=distances, minlength=lattice.n_nodes)
+    counts = np.bincount(node, minlength=lattice.n_nodes)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return totals / counts
+
+
+# --------------------------------------------------------------------------------------------
+# Shared helpers
+
+
+def _colormap(cmap: CmapLike | None, default: str = "viridis") -> Colormap:
+    """A private copy of ``cmap`` with empty (NaN) nodes shown blank."""
+    base = matplotlib.colormaps[cmap or default] if not isinstance(cmap, Colormap) else cmap
+    return base.with_extremes(bad=EMPTY_FACE)
+
+
+def _categorical_colors(cmap: CmapLike | None, n: int) -> np.ndarray:
+    """``n`` distinct RGBA colours: a qualitative map's own colours, else evenly sampled."""
+    if cmap is None:
+        cmap = "tab10" if n <= 10 else "tab20" if n <= 20 else "turbo"
+    cmap = matplotlib.colormaps[cmap] if isinstance(cmap, str) else cmap
+    if isinstance(cmap, ListedColormap) and cmap.N <= 32:
+        return cmap(np.arange(n) % cmap.N)
+    return cmap(np.linspace(0.0, 1.0, n) if n > 1 else [0.5])
+
+
+def _fitted(som: Any) -> tuple[np.ndarray, Lattice]:
+    if not (hasattr(som, "weights_") and hasattr(som, "lattice_")):
+        raise TypeError(
+            f"Expected a fitted map with weights_ and lattice_ attributes (a fitted "
+            f"dasksom.SOM), got {type(som).__name__}; call fit(X) first."
+        )
+    return np.asarray(som.weights_), som.lattice_
+
+
+def _to_numpy(values: Any) -> np.ndarray:
+    """A host numpy array from numpy, dask or cupy input."""
+    if hasattr(values, "compute"):
+        values = values.compute()
+    if hasattr(values, "get") and not isinstance(values, np.ndarray):
+        values = values.get()
+    return np.asarray(values)
+
+
+def _bmus(som: Any, X: Any) -> np.ndarray:
+    return _to_numpy(som.predict(X)).astype(np.int64, copy=False)
+
+
+def _row_height(lattice: Lattice) -> float:
+    return lattice.extent[1] / lattice.height
+
+
+def _torus_bounds(lattice: Lattice) -> tuple[float, float, float, float] | None:
+    """``(x0, y0, width, height)`` of the rectangle a periodic map wraps onto, else None.
+
+    The rectangle starts half a node left of and half a row below node 0, so that the square
+    tiles fill it exactly and the hexagons poking out of it wrap in at the opposite side.
+    """
+    if not lattice.pbc:
+        return None
+    size_x, size_y = lattice.extent
+    return -0.5, -_row_height(lattice) / 2, size_x, size_y
+
+
+def _map_figsize(width: float, height: float, colorbar: bool) -> tuple[float, float]:
+    """A figure size that fits a map of ``width x height`` lattice units, longer side 6 in."""
+    scale = 6.0 / max(width, height)
+    fig_w = max(width * scale, 2.0) + (1.0 if colorbar else 0.2)
+    fig_h = max(height * scale, 2.0) + 0.6
+    return fig_w, fig_h
+
+
+def _axes(ax: Axes | None, figsize: tuple[float, float]) -> tuple[Figure, Axes]:
+    if ax is not None:
+        return ax.figure, ax
+    fig, ax = plt.subplots(figsize=figsize)
+    return fig, ax
+
+
+def _save_and_show(
+    fig: Figure, show: bool, print_out: bool, file_name: str | os.PathLike | None, default: str
+) -> None:
+    """Save to ``file_name`` (``.png`` added without a known extension) and/or show."""
+    if print_out:
+        path = Path(file_name if file_name is not None else default)
+        if path.suffix.lstrip(".").lower() not in fig.canvas.get_supported_filetypes():
+            path = path.with_name(path.name + ".png")
+        fig.savefig(path, bbox_inches="tight", dpi=150)
+    if show:
+        plt.show()
+
+
+def _add_colorbar(ax: Axes, mappable: Any, label: str | None, fontsize: float | None = None):
+    """A colorbar as tall as the (aspect-locked) map, right of it."""
+    cax = make_axes_locatable(ax).append_axes("right", size="4%", pad=0.08)
+    cbar = ax.figure.colorbar(mappable, cax=cax)
+    cbar.outline.set_visible(False)
+    if label:
+        cbar.set_label(label, size=fontsize)
+    if fontsize:
+        cbar.ax.tick_params(labelsize=fontsize * 0.85)
+    return cbar
+
+
+def _frame_tiles(ax: Axes, verts: np.ndarray, bounds: Sequence[float] | None) -> None:
+    """Equal aspect, no axis, limits hugging the tiles (or the torus rectangle)."""
+    if bounds is not None:
+        x0, y0, w, h = bounds
+        xlim, ylim = (x0, x0 + w), (y0, y0 + h)
+    else:
+        lo, hi = verts.reshape(-1, 2).min(axis=0), verts.reshape(-1, 2).max(axis=0)
+        pad = 0.02 * float(max(hi - lo))
+        xlim, ylim = (lo[0] - pad, hi[0] + pad), (lo[1] - pad, hi[1] + pad)
+    ax.set_xlim(*xlim)
+    ax.set_ylim(*ylim)
+    ax.set_aspect("equal")
+    ax.set_axis_off()
+
+
+def _wrap_points(points: np.ndarray, bounds: Sequence[float] | None) -> np.ndarray:
+    """Bring points jittered across a periodic map's seam back inside the torus rectangle."""
+    if bounds is None:
+        return points
+    x0, y0, w, h = bounds
+    return np.column_stack([x0 + (points[:, 0] - x0) % w, y0 + (points[:, 1] - y0) % h])
+
+
+# --------------------------------------------------------------------------------------------
+# Drawing tiles
+
+
+def draw_tiles(
+    centers: ArrayLike,
+    values: ArrayLike | None,
+    tiling: type[Tiling] | Tiling,
+    *,
+    ax: Axes,
+    cmap: CmapLike | None = "viridis",
+    bounds: Sequence[float] | None = None,
+    **kwargs: Any,
+) -> PolyCollection | None:
+    """Draw one tile per node into ``ax``, coloured by ``values``; the low-level core of the
+    map plots.
+
+    Parameters
+    ----------
+    centers : array-like of shape (M, 2)
+        Node positions ``(x, y)``.
+    values : array-like of shape (M,) or None
+        Colour of each tile through ``cmap``; NaN (or None for all) leaves a tile blank with a
+        thin outline.
+    tiling : Squares or Hexagons
+        The tile shape (the class or an instance).
+    ax : matplotlib Axes
+    cmap : str or Colormap
+    bounds : (x0, y0, width, height), optional
+        The rectangle of a periodic map: tiles crossing its edges are wrapped to the opposite
+        side and everything is clipped to it, so the seams close without overhangs.
+    **kwargs
+        Passed to the coloured :class:`~matplotlib.collections.PolyCollection` (``norm``,
+        ``alpha``, ``linewidths`` ...); ``vmin`` and ``vmax`` set the colour limits.
+
+    Returns
+    -------
+    PolyCollection or None
+        The coloured tiles (the mappable for a colorbar), None when no tile has a value.
+    """
+    centers = np.asarray(centers, dtype=float).reshape(-1, 2)
+    values = (
+        np.full(len(centers), np.nan) if values is None else np.asarray(values, dtype=float).ravel()
+    )
+    if values.shape[0] != centers.shape[0]:
+        raise ValueError(f"Got {values.shape[0]} values for {centers.shape[0]} nodes.")
+    verts = tiling.tiles(centers)
+    if bounds is not None:
+        verts, values = _wrap_tiles(verts, values, bounds)
+    empty = np.isnan(values)
+    clip = None
+    if bounds is not None:
+        clip = Rectangle(bounds[:2], bounds[2], bounds[3], transform=ax.transData)
+
+    vmin, vmax = kwargs.pop("vmin", None), kwargs.pop("vmax", None)
+    mappable = None
+    if not empty.all():
+        # Antialiased neighbours leave faint light seams between tiles: fill without it, and
+        # stroke a hairline in the face colour so vector output (pdf, svg) closes them too.
+        style = {"edgecolors": "face", "linewidths": 0.3, "antialiased": False, **kwargs}
+        mappable = PolyCollection(
+            verts[~empty], array=values[~empty], cmap=_colormap(cmap), **style
+        )
+        if vmin is not None or vmax is not None:
+            mappable.set_clim(vmin, vmax)
+        ax.add_collection(mappable, autolim=False)
+        if clip is not None:
+            mappable.set_clip_path(clip)
+    if empty.any():
+        blank = PolyCollection(
+            verts[empty], facecolors=EMPTY_FACE, edgecolors=EMPTY_EDGE, linewidths=0.5
+        )
+        ax.add_collection(blank, autolim=False)
+        if clip is not None:
+            blank.set_clip_path(clip)
+    _frame_tiles(ax, verts, bounds)
+    return mappable
+
+
+def _wrap_tiles(
+    verts: np.ndarray, values: np.ndarray, bounds: Sequence[float]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Add a copy, shifted by the torus period, of every tile that crosses the rectangle's
+    edge, so that its overhang shows on the opposite side once clipped."""
+    x0, y0, w, h = bounds
+    eps = 1e-9
+    lo, hi = verts.min(axis=1), verts.max(axis=1)
+    crossing = (
+        (lo[:, 0] < x0 - eps)
+        | (hi[:, 0] > x0 + w + eps)
+        | (lo[:, 1] < y0 - eps)
+        | (hi[:, 1] > y0 + h + eps)
+    )
+    extra_verts, extra_values = [verts], [values]
+    for sx in (-1, 0, 1):
+        for sy in (-1, 0, 1):
+            if sx == sy == 0:
+                continue
+            shift = np.array([sx * w, sy * h])
+            moved_lo, moved_hi = lo[crossing] + shift, hi[crossing] + shift
+            overlaps = (
+                (moved_hi[:, 0] > x0 + eps)
+                & (moved_lo[:, 0] < x0 + w - eps)
+                & (moved_hi[:, 1] > y0 + eps)
+                & (moved_lo[:, 1] < y0 + h - eps)
+            )
+            extra_verts.append(verts[crossing][overlaps] + shift)
+            extra_values.append(values[crossing][overlaps])
+    return np.concatenate(extra_verts), np.concatenate(extra_values)
+
+
+def draw_map(
+    values: ArrayLike,
+    lattice: Lattice,
+    *,
+    ax: Axes | None = None,
+    cmap: CmapLike = "viridis",
+    title: str | None = None,
+    colorbar: bool = True,
+    cbar_label: str | None = None,
+    figsize: tuple[float, float] | None = None,
+    show: bool = False,
+    print_out: bool = False,
+    file_name: str | os.PathLike | None = None,
+    **kwargs: Any,
+) -> tuple[Figure, Axes]:
+    """Draw per-node values as coloured tiles on the map's lattice.
+
+    Parameters
+    ----------
+    values : array-like of shape (M,)
+        One value per node (node ``k = r * width + c``); NaN leaves a node blank.
+    lattice : Lattice
+        Node positions and tiling; a periodic map is drawn wrapped onto its torus rectangle.
+    ax : matplotlib Axes, optional
+        Axes to draw into; a new figure is made when None.
+    cmap : str or Colormap
+    title : str, optional
+    colorbar : bool
+        Add a colorbar (when any node has a value).
+    cbar_label : str, optional
+    figsize : (float, float), optional
+        Size of a new figure; by default it follows the map's shape.
+    show : bool
+        Call ``plt.show()``.
+    print_out : bool
+        Save the figure to ``file_name`` (``./som_map.png`` when None).
+    file_name : str or path, optional
+    **kwargs
+        Passed to the tile collection, e.g. ``norm``, ``vmin``, ``vmax``, ``alpha``.
+
+    Returns
+    -------
+    fig, ax
+    """
+    fig, ax, _ = _draw_map(
+        values,
+        lattice,
+        ax=ax,
+        cmap=cmap,
+        title=title,
+        colorbar=colorbar,
+        cbar_label=cbar_label,
+        figsize=figsize,
+        **kwargs,
+    )
+    _save_and_show(fig, show, print_out, file_name, "./som_map.png")
+    return fig, ax
+
+
+def _draw_map(
+    values: ArrayLike,
+    lattice: Lattice,
+    *,
+    ax: Axes | None,
+    cmap: CmapLike | None,
+    title: str | None,
+    colorbar: bool,
+    cbar_label: str | None = None,
+    figsize: tuple[float, float] | None = None,
+    **kwargs: Any,
+) -> tuple[Figure, Axes, PolyCollection | None]:
+    """:func:`draw_map` without saving, also handing back the coloured tiles."""
+    values = np.asarray(values, dtype=float).ravel()
+    if values.shape[0] != lattice.n_nodes:
+        raise ValueError(
+            f"Got {values.shape[0]} values for a map of {lattice.n_nodes} nodes "
+            f"({lattice.height} x {lattice.width})."
+        )
+    width, height = lattice.extent
+    fig, ax = _axes(ax, figsize or _map_figsize(width, height, colorbar))
+    mappable = draw_tiles(
+        lattice.positions,
+        values,
+        tiling_for(lattice),
+        ax=ax,
+        cmap=cmap,
+        bounds=_torus_bounds(lattice),
+        **kwargs,
+    )
+    if title:
+        ax.set_title(title)
+    if colorbar and mappable is not None:
+        _add_colorbar(ax, mappable, cbar_label)
+    return fig, ax, mappable
+
+
+# --------------------------------------------------------------------------------------------
+# Plots of a trained map
+
+
+def plot_umatrix(
+    som: Any,
+    *,
+    ax: Axes | None = None,
+    cmap: CmapLike = "viridis",
+    title: str | None = "U-matrix",
+    colorbar: bool = True,
+    show: bool = False,
+    print_out: bool = False,
+    file_name: str | os.PathLike | None = None,
+    **kwargs: Any,
+) -> tuple[Figure, Axes]:
+    """The unified distance matrix: bright tiles are far from their neighbours (cluster
+    borders), dark basins are clusters.
+
+    Parameters
+    ----------
+    som : fitted SOM
+        Anything with ``weights_`` and ``lattice_``.
+    ax, cmap, title, colorbar, show, print_out, file_name
+        As :func:`draw_map` (default file ``./som_umatrix.png``).
+    **kwargs
+        Passed to :func:`draw_map`.
+
+    Returns
+    -------
+    fig, ax
+    """
+    weights, lattice = _fitted(som)
+    kwargs.setdefault("cbar_label", "mean distance to neighbours")
+    return draw_map(
+        node_differences(weights, lattice),
+        lattice,
+        ax=ax,
+        cmap=cmap,
+        title=title,
+        colorbar=colorbar,
+        show=show,
+        print_out=print_out,
+        file_name=file_name if file_name is not None else "./som_umatrix.png",
+        **kwargs,
+    )
+
+
+def plot_component_planes(
+    som: Any,
+    features: int | Sequence[int] | None = None,
+    feature_names: Sequence[str] | None = None,
+    ncols: int | None = None,
+    *,
+    ax: Axes | Sequence[Axes] | None = None,
+    cmap: CmapLike = "viridis",
+    title: str | None = None,
+    colorbar: bool = True,
+    show: bool = False,
+    print_out: bool = False,
+    file_name: str | os.PathLike | None = None,
+    **kwargs: Any,
+) -> tuple[Figure, Axes] | tuple[Figure, np.ndarray]:
+    """Each node's weight for one feature (a component plane), or a grid of several.
+
+    Parameters
+    ----------
+    som : fitted SOM
+    features : int, sequence of int or None
+        One feature index gives one map and returns ``(fig, ax)``; a sequence gives a grid
+        and returns ``(fig, axes)``.  None means every feature (at most 36; name the ones you
+        want for wider data).
+    feature_names : sequence of str, optional
+        Names of all ``D`` features, used as panel titles.
+    ncols : int, optional
+        Columns of the grid (about square by default).
+    ax : Axes or sequence of Axes, optional
+        One axes for one feature, or at least as many axes as features.
+    cmap, colorbar, show, print_out, file_name
+        As :func:`draw_map` (default file ``./som_component_planes.png``).
+    title : str, optional
+        Title of a single plane, or the figure's title over a grid.
+    **kwargs
+        Passed to :func:`draw_map` (for grids, ``figsize`` sets the whole figure's size).
+
+    Returns
+    -------
+    fig, ax or fig, axes
+    """
+    weights, lattice = _fitted(som)
+    n_features = weights.shape[1]
+    if feature_names is not None and len(feature_names) != n_features:
+        raise ValueError(f"Got {len(feature_names)} feature names for {n_features} features.")
+    single = isinstance(features, int | np.integer)
+    if features is None:
+        if n_features > MAX_DEFAULT_PLANES:
+            raise ValueError(
+                f"The map has {n_features} features, too many planes for one figure; pass "
+                "features=[...] with the indices to show."
+            )
+        features = range(n_features)
+    chosen = [int(features)] if single else [int(f) for f in features]
+    for f in chosen:
+        if not -n_features <= f < n_features:
+            raise ValueError(f"Feature {f} is out of range for {n_features} features.")
+
+    def name(f: int) -> str:
+        return str(feature_names[f]) if feature_names is not None else f"feature {f}"
+
+    default_file = "./som_component_planes.png"
+    if single:
+        return draw_map(
+            weights[:, chosen[0]],
+            lattice,
+            ax=ax,
+            cmap=cmap,
+            title=title if title is not None else name(chosen[0]),
+            colorbar=colorbar,
+            show=show,
+            print_out=print_out,
+            file_name=file_name if file_name is not None else default_file,
+            **kwargs,
+        )
+
+    figsize = kwargs.pop("figsize", None)
+    if ax is None:
+        ncols = ncols or int(np.ceil(np.sqrt(len(chosen))))
+        nrows = int(np.ceil(len(chosen) / ncols))
+        panel_w, panel_h = _map_figsize(*lattice.extent, colorbar)
+        fig, axes = plt.subplots(
+            nrows,
+            ncols,
+            figsize=figsize or (0.6 * panel_w * ncols, 0.6 * panel_h * nrows),
+            squeeze=False,
+        )
+    else:
+        axes = np.asarray(ax, dtype=object)
+        if axes.size < len(chosen):
+            raise ValueError(f"Got {axes.size} axes for {len(chosen)} features.")
+        fig = axes.flat[0].figure
+    flat = axes.ravel()
+    for panel, f in zip(flat, chosen, strict=False):
+        draw_map(
+            weights[:, f],
+            lattice,
+            ax=panel,
+            cmap=cmap,
+            title=name(f),
+            colorbar=colorbar,
+            **kwargs,
+        )
+    for unused in flat[len(chosen) :]:
+        unused.set_axis_off()
+    if title:
+        fig.suptitle(title)
+    _save_and_show(fig, show, print_out, file_name, default_file)
+    return fig, axes
+
+
+def plot_hits(
+    som: Any,
+    X: Any,
+    *,
+    annotate: bool = False,
+    ax: Axes | None = None,
+    cmap: CmapLike = "Blues",
+    title: str | None = "Hits",
+    colorbar: bool = True,
+    show: bool = False,
+    print_out: bool = False,
+    file_name: str | os.PathLike | None = None,
+    **kwargs: Any,
+) -> tuple[Figure, Axes]:
+    """How many samples each node is the best-matching unit of.
+
+    Parameters
+    ----------
+    som : fitted SOM
+        Needs ``predict``.
+    X : array-like or dask array of shape (n_samples, D)
+    annotate : bool
+        Write each node's count on its tile.
+    ax, cmap, title, colorbar, show, print_out, file_name
+        As :func:`draw_map` (default file ``./som_hits.png``).
+    **kwargs
+        Passed to :func:`draw_map`.
+
+    Returns
+    -------
+    fig, ax
+    """
+    _, lattice = _fitted(som)
+    hits = np.bincount(_bmus(som, X), minlength=lattice.n_nodes)
+    kwargs.setdefault("cbar_label", "samples")
+    fig, ax, tiles = _draw_map(
+        hits, lattice, ax=ax, cmap=cmap, title=title, colorbar=colorbar, **kwargs
+    )
+    if annotate:
+        _annotate_counts(ax, tiles, lattice, hits)
+    _save_and_show(fig, show, print_out, file_name, "./som_hits.png")
+    return fig, ax
+
+
+def _annotate_counts(ax: Axes, tiles: PolyCollection, lattice: Lattice, counts: np.ndarray) -> None:
+    """Write counts on their tiles, in black or white for contrast, sized to the tiles."""
+    box = ax.get_window_extent()
+    x_span = np.diff(ax.get_xlim())[0]
+    y_span = np.diff(ax.get_ylim())[0]
+    points_per_unit = min(box.width / x_span, box.height / y_span) * 72 / ax.figure.dpi
+    digits = len(str(int(counts.max())))
+    fontsize = float(np.clip(points_per_unit * 0.8 / max(digits, 2), 2, 12))
+    rgba = tiles.to_rgba(counts.astype(float))
+    luminance = rgba[:, :3] @ np.array([0.299, 0.587, 0.114])
+    x, y = lattice.positions.T.copy()
+    align = np.full(lattice.n_nodes, "center")
+    bounds = _torus_bounds(lattice)
+    if bounds is not None:
+        # A hexagonal torus splits the last tile of odd rows at the seam: write the count
+        # against the seam, in the half that shows on the right, rather than across it.
+        seam = bounds[0] + bounds[2]
+        split = x > seam - 0.25
+        x[split], align[split] = seam - 0.03, "right"
+    for i, count in enumerate(counts):
+        ax.text(
+            x[i],
+            y[i],
+            str(count),
+            ha=align[i],
+            va="center",
+            fontsize=fontsize,
+            color="black" if luminance[i] > 0.5 else "white",
+            clip_on=True,
+        )
+
+
+def plot_labels(
+    som: Any,
+    X: Any,
+    y: Any,
+    *,
+    ax: Axes | None = None,
+    cmap: CmapLike | None = None,
+    title: str | None = "Majority label",
+    show: bool = False,
+    print_out: bool = False,
+    file_name: str | os.PathLike | None = None,
+    **kwargs: Any,
+) -> tuple[Figure, Axes]:
+    """Each node coloured by the most common label among the samples it wins.
+
+    Parameters
+    ----------
+    som : fitted SOM
+        Needs ``predict``.
+    X : array-like or dask array of shape (n_samples, D)
+    y : array-like or dask array of shape (n_samples,)
+        Labels of any sortable type (ints, strings).  Ties go to the first label in sorted
+        order; nodes that win no sample stay blank.
+    ax, title, show, print_out, file_name
+        As :func:`draw_map` (default file ``./som_labels.png``).
+    cmap : str or Colormap, optional
+        Label colours: a qualitative map's own colours, or evenly spaced samples of any other;
+        ``tab10`` / ``tab20`` by default.
+    **kwargs
+        Passed to :func:`draw_map`.
+
+    Returns
+    -------
+    fig, ax
+        With a legend of the labels right of the map.
+    """
+    _, lattice = _fitted(som)
+    bmus = _bmus(som, X)
+    y = _to_numpy(y).ravel()
+    if y.shape[0] != bmus.shape[0]:
+        raise ValueError(f"Got {y.shape[0]} labels for {bmus.shape[0]} samples.")
+    classes, codes = np.unique(y, return_inverse=True)
+    n_classes = len(classes)
+    votes = np.bincount(bmus * n_classes + codes, minlength=lattice.n_nodes * n_classes).reshape(
+        lattice.n_nodes, n_classes
+    )
+    majority = np.where(votes.sum(axis=1) > 0, votes.argmax(axis=1), np.nan)
+
+    colors = _categorical_colors(cmap, n_classes)
+    fig, ax, _ = _draw_map(
+        majority,
+        lattice,
+        ax=ax,
+        cmap=ListedColormap(colors),
+        norm=BoundaryNorm(np.arange(n_classes + 1) - 0.5, n_classes),
+        title=title,
+        colorbar=False,
+        **kwargs,
+    )
+    handles = [
+        Patch(facecolor=c, label=str(label)) for c, label in zip(colors, classes, strict=True)
+    ]
+    ax.legend(
+        handles=handles,
+        loc="center left",
+        bbox_to_anchor=(1.02, 0.5),
+        frameon=False,
+        ncol=int(np.ceil(n_classes / 20)),
+    )
+    _save_and_show(fig, show, print_out, file_name, "./som_labels.png")
+    return fig, ax
+
+
+def plot_weight_mosaic(
+    som: Any,
+    image_shape: Sequence[int],
+    *,
+    ax: Axes | None = None,
+    cmap: CmapLike = "gray_r",
+    title: str | None = "Node weights",
+    padding: int = 2,
+    show: bool = False,
+    print_out: bool = False,
+    file_name: str | os.PathLike | None = None,
+    figsize: tuple[float, float] | None = None,
+    **kwargs: Any,
+) -> tuple[Figure, Axes]:
+    """Every node's weights drawn as a small image at its place on the map.
+
+    The images are assembled into one array and drawn with a single ``imshow``, so a 50 x 50
+    map of 28 x 28 images is quick.  On a hexagonal map odd rows are shifted by half an image;
+    node ``k``'s image is centred on ``lattice.positions[k]`` in data coordinates.
+
+    Parameters
+    ----------
+    som : fitted SOM
+    image_shape : (height, width) or (height, width, channels)
+        Shape of one node's weights as an image, e.g. ``(28, 28)`` for MNIST; 3 or 4 channels
+        are drawn as RGB(A).
+    ax, cmap, title, show, print_out, file_name
+        As :func:`draw_map` (default file ``./som_weights.png``); ``cmap`` is unused for RGB.
+    padding : int
+        Blank pixels between neighbouring images.
+    figsize : (float, float), optional
+    **kwargs
+        Passed to :meth:`~matplotlib.axes.Axes.imshow`.
+
+    Returns
+    -------
+    fig, ax
+    """
+    weights, lattice = _fitted(som)
+    image_shape = tuple(int(s) for s in image_shape)
+    if int(np.prod(image_shape)) != weights.shape[1] or len(image_shape) not in (2, 3):
+        raise ValueError(
+            f"image_shape {image_shape} does not hold the map's {weights.shape[1]} features; "
+            "pass (height, width) or (height, width, channels) with that many values."
+        )
+    # One scale for all nodes keeps their brightness comparable.
+    lo, hi = float(weights.min()), float(weights.max())
+    images = (weights - lo) / (hi - lo if hi > lo else 1.0)
+    images = images.reshape(lattice.height, lattice.width, *image_shape)
+    img_h, img_w = image_shape[:2]
+    cell_h, cell_w = img_h + padding, img_w + padding
+    shift = cell_w // 2 if lattice.topology == "hexagonal" else 0
+    channels = image_shape[2:]
+
+    # Blank padding: NaN becomes the colormap's "bad" colour; RGB pads in white.
+    blank = 1.0 if channels else np.nan
+    cells = np.full((lattice.height, lattice.width, cell_h, cell_w, *channels), blank)
+    top, left = padding // 2, padding // 2
+    cells[:, :, top : top + img_h, left : left + img_w] = images
+    # (rows, cols, cell_h, cell_w) -> (rows, cell_h, cols * cell_w): one strip per map row.
+    strips = cells.swapaxes(1, 2).reshape(lattice.height, cell_h, lattice.width * cell_w, *channels)
+    canvas = np.full((lattice.height, cell_h, lattice.width * cell_w + shift, *channels), blank)
+    canvas[0::2, :, : lattice.width * cell_w] = strips[0::2]
+    canvas[1::2, :, shift : shift + lattice.width * cell_w] = strips[1::2]
+    # Map row 0 is at the bottom of the plot, image rows run top-down: stack rows reversed.
+    canvas = canvas[::-1].reshape(lattice.height * cell_h, -1, *channels)
+
+    row_h = _row_height(lattice)
+    extent = (
+        -0.5,
+        -0.5 + canvas.shape[1] / cell_w,
+        -row_h / 2,
+        -row_h / 2 + lattice.height * row_h,
+    )
+    width, height = extent[1] - extent[0], lattice.height * cell_h / cell_w
+    fig, ax = _axes(ax, figsize or _map_figsize(width, height, colorbar=False))
+    ax.imshow(
+        canvas,
+        cmap=_colormap(cmap),
+        vmin=0.0,
+        vmax=1.0,
+        extent=extent,
+        interpolation=kwargs.pop("interpolation", "antialiased"),
+        **kwargs,
+    )
+    # Stretch rows back to square cells: one row (row_h data units) is as tall as a node is wide.
+    ax.set_aspect(cell_h / cell_w / row_h)
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title)
+    _save_and_show(fig, show, print_out, file_name, "./som_weights.png")
+    return fig, ax
+
+
+def plot_projection(
+    som: Any,
+    X: Any,
+    labels: Any = None,
+    jitter: float = 0.3,
+    *,
+    random_state: int | None = 0,
+    values: ArrayLike | None = None,
+    ax: Axes | None = None,
+    cmap: CmapLike | None = None,
+    title: str | None = "Projection",
+    marker_size: float | None = None,
+    show: bool = False,
+    print_out: bool = False,
+    file_name: str | os.PathLike | None = None,
+    **kwargs: Any,
+) -> tuple[Figure, Axes]:
+    """Samples drawn as points on their best-matching units, jittered so they don't stack.
+
+    Parameters
+    ----------
+    som : fitted SOM
+        Needs ``predict``.
+    X : array-like or dask array of shape (n_samples, D)
+    labels : array-like of shape (n_samples,), optional
+        Colour points by label, with a legend.
+    jitter : float
+        Points spread uniformly up to this far from their node's centre (0.5 reaches the
+        tile edge).
+    random_state : int or None
+        Seed of the jitter, so that the same call draws the same picture.
+    values : array-like of shape (M,), optional
+        Colour the tiles underneath (e.g. the U-matrix, in grey); plain tiles by default.
+    ax, title, show, print_out, file_name
+        As :func:`draw_map` (default file ``./som_projection.png``).
+    cmap : str or Colormap, optional
+        Point colours per label (``tab10`` / ``tab20`` by default).
+    marker_size : float, optional
+        Point area; by default smaller the more points there are.
+    **kwargs
+        Passed to :meth:`~matplotlib.axes.Axes.scatter`.
+
+    Returns
+    -------
+    fig, ax
+    """
+    _, lattice = _fitted(som)
+    bmus = _bmus(som, X)
+    rng = np.random.default_rng(random_state)
+    points = lattice.positions[bmus] + rng.uniform(-jitter, jitter, size=(len(bmus), 2))
+    bounds = _torus_bounds(lattice)
+    points = _wrap_points(points, bounds)
+
+    fig, ax, _ = _draw_map(
+        np.full(lattice.n_nodes, np.nan) if values is None else values,
+        lattice,
+        ax=ax,
+        cmap="Greys",
+        title=title,
+        colorbar=False,
+    )
+    size = marker_size if marker_size is not None else float(np.clip(20000 / len(bmus), 2, 30))
+    kwargs.setdefault("linewidths", 0)
+    if labels is None:
+        color = _categorical_colors(cmap, 1)[0]
+        ax.scatter(points[:, 0], points[:, 1], s=size, color=color, **kwargs)
+    else:
+        labels = _to_numpy(labels).ravel()
+        if labels.shape[0] != len(bmus):
+            raise ValueError(f"Got {labels.shape[0]} labels for {len(bmus)} samples.")
+        classes = np.unique(labels)
+        colors = _categorical_colors(cmap, len(classes))
+        for label, color in zip(classes, colors, strict=True):
+            chosen = labels == label
+            ax.scatter(
+                points[chosen, 0],
+                points[chosen, 1],
+                s=size,
+                color=color,
+                label=str(label),
+                **kwargs,
+            )
+        ax.legend(
+            loc="center left",
+            bbox_to_anchor=(1.02, 0.5),
+            frameon=False,
+            markerscale=max(1.0, 6 / np.sqrt(size)),
+            ncol=int(np.ceil(len(classes) / 20)),
+        )
+    _save_and_show(fig, show, print_out, file_name, "./som_projection.png")
+    return fig, ax
+
+
+def _draw_line(
+    ax: Axes,
+    x: ArrayLike,
+    y: ArrayLike,
+    *,
+    color: Any,
+    xlabel: str | None,
+    ylabel: str | None,
+    title: str | None,
+    logx: bool = False,
+    logy: bool = False,
+    fontsize: float | None = None,
+    integer_x: bool = False,
+) -> None:
+    """A plain line with markers: the core of :func:`plot_convergence` and simpsom's
+    ``line_plot``."""
+    ax.plot(x, y, marker="o", markersize=4, color=color)
+    if logx:
+        ax.set_xscale("log")
+    if logy:
+        ax.set_yscale("log")
+    if integer_x:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    ax.set_xlabel(xlabel or "", fontsize=fontsize)
+    ax.set_ylabel(ylabel or "", fontsize=fontsize)
+    if title:
+        ax.set_title(title, fontsize=fontsize * 1.15 if fontsize else None)
+    if fontsize:
+        ax.tick_params(labelsize=fontsize * 0.85)
+
+
+def plot_convergence(
+    history: Sequence[Mapping[str, Any]] | Any,
+    key: str = "quantization_error",
+    *,
+    logy: bool = False,
+    ax: Axes | None = None,
+    cmap: CmapLike = "viridis",
+    title: str | None = None,
+    figsize: tuple[float, float] = (6.0, 4.0),
+    show: bool = False,
+    print_out: bool = False,
+    file_name: str | os.PathLike | None = None,
+) -> tuple[Figure, Axes]:
+    """One training measure against the epoch.
+
+    Parameters
+    ----------
+    history : list of dict, or a fitted SOM
+        ``SOM.history_`` (one dict per epoch); a fitted map's own history is used.
+    key : str
+        The measure: ``"quantization_error"``, ``"map_difference"``, ``"sigma"``,
+        ``"seconds"``.
+    logy : bool
+        Logarithmic y axis.
+    ax, title, show, print_out, file_name
+        As :func:`draw_map` (default file ``./som_convergence.png``).
+    cmap : str or Colormap
+        The line takes its colour from this map.
+    figsize : (float, float)
+
+    Returns
+    -------
+    fig, ax
+    """
+    history = getattr(history, "history_", history)
+    if not history:
+        raise ValueError("The history is empty: train the map first.")
+    if key not in history[0]:
+        raise KeyError(f"No {key!r} in the history; it holds {', '.join(history[0])}.")
+    y = np.array([entry[key] for entry in history], dtype=float)
+    fig, ax = _axes(ax, figsize)
+    _draw_line(
+        ax,
+        np.arange(1, len(y) + 1),
+        y,
+        color=_colormap(cmap)(0.3),
+        xlabel="epoch",
+        ylabel=key.replace("_", " "),
+        title=title if title is not None else key.replace("_", " ").capitalize(),
+        logy=logy,
+        integer_x=True,
+    )
+    _save_and_show(fig, show, print_out, file_name, "./som_convergence.png")
+    return fig, ax
