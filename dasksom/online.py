@@ -1,0 +1,124 @@
+"""Online (sequential) Kohonen training: simpsom's ``train_algo="online"``, for in-memory data.
+
+Every step takes one sample ``x``, finds its best-matching unit ``b`` against the current
+weights and moves every node towards the sample::
+
+    W[j] += lr_t * h(d(j, b), sigma_t) * (x - W[j])
+
+with ``h`` the map's neighbourhood function (design.md section 2) on true lattice distances
+(periodic boundaries honoured).  Over ``T`` steps the radius follows simpsom's schedule,
+``sigma_t = s0 * exp(-t / tau)`` with ``s0 = max(height, width) / 2`` and ``tau = T / ln(s0)``
+(:func:`dasksom.schedule.radius_schedule` with ``T`` epochs), and the learning rate decays as
+``lr_t = lr0 * exp(-t / T)``.
+
+The samples are visited pass after pass, each pass a fresh permutation of all rows drawn from
+the generator, so ``T`` steps are ``ceil(T / N)`` permutations laid end to end and cut at ``T``.
+One pass of ``N`` steps is this module's "epoch": the history and early stopping work per pass.
+
+Unlike the batch engine this loop is sequential by nature: it runs on one process, on NumPy
+data that fits in memory.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from .kernels import partial_sums, predict_chunk
+from .lattice import Lattice
+from .neighborhood import neighborhood_weights
+from .schedule import radius_schedule
+
+
+def sample_order(n_rows: int, steps: int, rng: np.random.Generator) -> np.ndarray:
+    """Row visited at every step: ``ceil(steps / n_rows)`` permutations end to end, cut."""
+    passes = -(-steps // n_rows)
+    return np.concatenate([rng.permutation(n_rows) for _ in range(passes)])[:steps]
+
+
+def learning_rates(start_learning_rate: float, steps: int) -> np.ndarray:
+    """simpsom's online learning rate ``lr0 * exp(-t / T)`` for ``t = 0 .. T - 1``."""
+    return start_learning_rate * np.exp(-np.arange(steps) / steps)
+
+
+def train_online(
+    data: np.ndarray,
+    weights: np.ndarray,
+    lattice: Lattice,
+    *,
+    steps: int,
+    start_learning_rate: float,
+    metric: str,
+    neighborhood: str,
+    rng: np.random.Generator,
+    tol: float | None = None,
+    n_iter_no_change: int = 3,
+) -> tuple[np.ndarray, list[dict]]:
+    """Run ``steps`` single-sample updates from ``weights``.
+
+    Parameters
+    ----------
+    data : ndarray of shape (N, D), in memory
+    weights : ndarray of shape (M, D), the starting weights (not modified)
+    lattice : Lattice
+    steps : int
+        Number of single-sample updates ``T``.
+    start_learning_rate : float
+        ``lr0``.
+    metric, neighborhood : str
+        As for :class:`dasksom.SOM`.
+    rng : numpy Generator
+        Source of the sample order (see :func:`sample_order`).
+    tol : float or None
+        Stop after a pass once the mean absolute weight change per pass has stayed below
+        ``tol`` for ``n_iter_no_change`` passes in a row.  ``None`` runs every step.
+    n_iter_no_change : int
+
+    Returns
+    -------
+    weights : ndarray of shape (M, D), float64
+    history : list of dict, one per pass: ``epoch``, ``steps`` (done so far), ``sigma`` and
+        ``learning_rate`` (at the pass's last step), ``quantization_error`` (of the weights the
+        pass started from), ``map_difference`` (mean absolute weight change over the pass) and
+        ``seconds``.
+    """
+    data = np.asarray(data)
+    if not np.isfinite(data).all():
+        raise ValueError(
+            "The data contains NaN or infinite values; remove or impute those rows before "
+            "online training."
+        )
+    n_rows = data.shape[0]
+    weights = np.array(weights, dtype=np.float64)
+    order = sample_order(n_rows, steps, rng)
+    sigmas = radius_schedule(lattice.height, lattice.width, steps)
+    rates = learning_rates(start_learning_rate, steps)
+    history: list[dict] = []
+    quiet_passes = 0
+    for first in range(0, steps, n_rows):
+        started = time.perf_counter()
+        before = weights.copy()
+        error = partial_sums(data, weights, metric, check_finite=False).quantization_error
+        last = min(first + n_rows, steps)
+        for t in range(first, last):
+            x = data[order[t]]
+            bmu = int(predict_chunk(x[None], weights, metric)[0])
+            h = neighborhood_weights(lattice.distances_from(bmu)[0], sigmas[t], neighborhood)
+            weights += (rates[t] * h)[:, None] * (x - weights)
+        difference = float(np.abs(weights - before).mean())
+        history.append(
+            {
+                "epoch": len(history),
+                "steps": last,
+                "sigma": float(sigmas[last - 1]),
+                "learning_rate": float(rates[last - 1]),
+                "quantization_error": error,
+                "map_difference": difference,
+                "seconds": time.perf_counter() - started,
+            }
+        )
+        quiet_passes = quiet_passes + 1 if tol is not None and difference < tol else 0
+        if tol is not None and quiet_passes >= n_iter_no_change:
+            break
+    return weights, history
