@@ -54,6 +54,7 @@ def write_map(
     leaves a half-written map (or checkpoint) behind.
     """
     path = map_path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     params = dict(params)
     init = params.pop("init")
     metadata = {
