@@ -127,7 +127,7 @@ def test_local_cluster_gives_the_threaded_map(blobs, client):
 def test_worker_count_does_not_change_the_map(blobs, cluster):
     from distributed import Client, LocalCluster
 
-    with LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=None) as one:
+    with LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=":0") as one:
         with Client(one):
             single = fit(blobs, chunks=40)
     with Client(cluster):
