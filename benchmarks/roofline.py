@@ -1,0 +1,209 @@
+"""Roofline: a training epoch against the bare matrix product it is built on.
+
+One batch epoch on MNIST (60,000 x 784, float32 in [0, 1]) with a 50x50 hexagonal map costs at
+least one ``X @ W.T`` product (60000 x 784 by 784 x 2500).  This script times that product
+alone (numpy, every BLAS thread, median of several runs) and the median epoch of
+``dasksom.SOM.fit`` (epoch 1 onwards) on the local threaded scheduler and on a
+``LocalCluster(n_workers=2, threads_per_worker=1)``, and prints their ratio.  Targets: at most
+1.3 threaded, 1.5 on the LocalCluster.
+
+It also profiles one epoch: the pieces of ``dasksom.kernels.partial_sums`` on one chunk of the
+size the engine cuts (one BLAS thread, as inside the engine), scaled to the epoch (chunks per
+thread), and the client-side weight update.  When ``OPENBLAS_CORETYPE`` or ``OPENBLAS_L2_SIZE``
+is set, the product is timed again in a child process with both unset.
+
+    python benchmarks/roofline.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+from _common import (
+    Table,
+    blas_info,
+    finish,
+    load_average,
+    load_mnist,
+    local_cluster,
+    median_epoch_seconds,
+    median_seconds,
+    min_seconds,
+    parser,
+    run_child,
+)
+from threadpoolctl import threadpool_limits
+
+BLAS_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+TARGETS = {"threaded": 1.3, "LocalCluster": 1.5}
+
+
+def product_seconds(x: np.ndarray, n_nodes: int, repeats: int) -> float:
+    """Median time of ``x @ W.T`` for random float32 weights, all BLAS threads."""
+    weights = np.random.default_rng(0).random((n_nodes, x.shape[1]), dtype=np.float32)
+    x @ weights[:8].T  # load the BLAS kernels before timing
+    return median_seconds(lambda: x @ weights.T, repeats)
+
+
+def product_without_blas_env(rows: int, n_nodes: int, repeats: int) -> dict:
+    """The same product in a child process whose environment lacks both OpenBLAS variables."""
+    env = {k: v for k, v in os.environ.items() if k not in BLAS_ENV}
+    command = [sys.executable, __file__, "--product-only", str(rows), str(n_nodes), str(repeats)]
+    child = run_child(command, timeout=600, env=env)
+    report = child.last_json()
+    if report is None:
+        raise RuntimeError(f"product child failed:\n{child.stderr[-2000:]}")
+    return report
+
+
+def fit_history(x: np.ndarray, height: int, width: int, epochs: int) -> list[dict]:
+    from dasksom import SOM
+
+    som = SOM(height, width, topology="hexagonal", neighborhood="gaussian", metric="euclidean")
+    som.set_params(init="sample", epochs=epochs, random_state=0)
+    return som.fit(x).history_
+
+
+def profile_chunk(x: np.ndarray, weights: np.ndarray, repeats: int) -> dict[str, float]:
+    """Seconds of each piece of ``partial_sums`` on one chunk, with one BLAS thread."""
+    from dasksom import kernels
+
+    prepared = kernels.PreparedWeights.build(weights, "euclidean", np, np.float32)
+    step = kernels._block_rows(prepared.n_nodes, x.shape[1], "euclidean")
+    bmu = kernels.best_matching_units(x, prepared)
+    distances = kernels.bmu_distances(x, prepared.weights, bmu).astype(np.float64)
+    n_nodes = len(weights)
+    pieces = {
+        "finite check (epoch 0 only)": lambda: kernels.find_nonfinite(x, 0),
+        "prepare weights": lambda: kernels.PreparedWeights.build(
+            weights, "euclidean", np, np.float32
+        ),
+        "product x @ W.T (row blocks)": lambda: [
+            x[i : i + step] @ prepared.scoring for i in range(0, len(x), step)
+        ],
+        "BMU search (product + argmax)": lambda: kernels.best_matching_units(x, prepared),
+        "BMU distances": lambda: kernels.bmu_distances(x, prepared.weights, bmu),
+        "scatter sums S[k]": lambda: kernels.sum_rows_by_index(x, bmu, n_nodes),
+        "counts and distance sums": lambda: (
+            np.bincount(bmu, minlength=n_nodes),
+            np.bincount(bmu, weights=distances, minlength=n_nodes),
+        ),
+        "partial_sums, whole": lambda: kernels.partial_sums(x, weights, "euclidean", 0, False),
+    }
+    # The fastest of the repeats: each piece is fixed work, and other load only slows it.
+    with threadpool_limits(limits=1, user_api="blas"):
+        return {name: min_seconds(run, repeats) for name, run in pieces.items()}
+
+
+def profile_update(x: np.ndarray, weights: np.ndarray, height: int, width: int, repeats: int):
+    """Seconds of the client-side update ``W = (H @ S) / (H @ n)`` and of a dense ``H``."""
+    from dasksom import Lattice, kernels
+    from dasksom.engine import update_weights
+    from dasksom.neighborhood import neighborhood_matrix
+
+    lattice = Lattice(height, width, "hexagonal")
+    sums = kernels.partial_sums(x, weights, "euclidean", 0, False)
+    sigma = max(height, width) / 4
+    return {
+        "neighbourhood matrix H (dense)": min_seconds(
+            lambda: neighborhood_matrix(lattice, sigma, "gaussian"), repeats
+        ),
+        "update W = (H @ S) / (H @ n), whole": min_seconds(
+            lambda: update_weights(lattice, sums, weights, sigma, "gaussian"), repeats
+        ),
+    }
+
+
+def main() -> None:
+    arguments = parser(__doc__)
+    arguments.add_argument("--product-only", nargs=3, type=int, help=argparse.SUPPRESS)
+    options = arguments.parse_args()
+    if options.product_only:
+        rows, n_nodes, repeats = options.product_only
+        x = np.random.default_rng(1).random((rows, 784), dtype=np.float32)
+        print(json.dumps({"seconds": product_seconds(x, n_nodes, repeats), "blas": blas_info()}))
+        return
+
+    load = load_average()
+    rows, (height, width), epochs, repeats = (
+        (6000, (20, 20), 3, 2) if options.quick else (60000, (50, 50), 5, 5)
+    )
+    n_nodes = height * width
+    x, _ = load_mnist(rows)
+    from dasksom.io import row_chunk_size
+
+    chunk_rows = row_chunk_size(len(x), x.shape[1], x.itemsize)
+    n_chunks = -(-len(x) // chunk_rows)
+    threads = os.cpu_count() or 1
+    # Chunks run side by side, one per thread: an epoch pays each piece this many times over.
+    waves = -(-n_chunks // threads)
+
+    product = product_seconds(x, n_nodes, repeats)
+    table = Table(
+        f"Roofline: MNIST {len(x)} x {x.shape[1]} float32, {height}x{width} hexagonal map, "
+        f"gaussian, euclidean, {epochs} epochs; {n_chunks} chunks of {chunk_rows} rows, "
+        f"{threads} cores",
+        ["measurement", "seconds", "x product", "target", "met"],
+    )
+    table.add("bare product X @ W.T (numpy, all BLAS threads)", product, 1.0, None, None)
+    if any(name in os.environ for name in BLAS_ENV):
+        bare = product_without_blas_env(len(x), n_nodes, repeats)
+        kernel = ", ".join(str(b["architecture"]) for b in bare["blas"])
+        table.add(
+            f"bare product, {' and '.join(BLAS_ENV)} unset (kernel {kernel})",
+            bare["seconds"],
+            bare["seconds"] / product,
+            None,
+            None,
+        )
+        table.details["product_without_blas_env"] = bare
+
+    epoch_times = {}
+    started = time.perf_counter()
+    history = fit_history(x, height, width, epochs)
+    epoch_times["threaded"] = median_epoch_seconds(history)
+    table.details["history_threaded"] = history
+    cluster, client = local_cluster(2)
+    with cluster, client:
+        table.details["worker_blas"] = client.run(blas_info)
+        history = fit_history(x, height, width, epochs)
+    epoch_times["LocalCluster"] = median_epoch_seconds(history)
+    table.details["history_local_cluster"] = history
+    table.details["fit_wall_seconds"] = time.perf_counter() - started
+    labels = {"threaded": "threaded scheduler", "LocalCluster": "LocalCluster(2 workers x 1)"}
+    for kind, seconds in epoch_times.items():
+        ratio = seconds / product
+        target = TARGETS[kind]
+        table.add(
+            f"epoch, {labels[kind]}, median of epochs 2..{epochs}",
+            seconds,
+            ratio,
+            f"<= {target}",
+            "yes" if ratio <= target else "NO",
+        )
+
+    weights = x[np.random.default_rng(0).choice(len(x), n_nodes, replace=False)]
+    weights = weights.astype(np.float64)
+    chunk = np.ascontiguousarray(x[:chunk_rows])
+    for name, seconds in profile_chunk(chunk, weights, repeats).items():
+        table.add(f"  one chunk: {name}", seconds * waves, seconds * waves / product, None, None)
+    for name, seconds in profile_update(chunk, weights, height, width, repeats).items():
+        table.add(f"  client: {name}", seconds, seconds / product, None, None)
+    table.notes += [
+        f"'one chunk' rows: one {chunk_rows}-row chunk with one BLAS thread, as the engine runs "
+        f"it, times {waves} (chunks per thread), i.e. its share of one epoch",
+        "'client' rows: once per epoch, on the client, all BLAS threads",
+        "profile rows ('one chunk', 'client'): fastest of the repeats; headline rows: median",
+        f"BLAS (threadpoolctl): {blas_info()}; "
+        + ", ".join(f"{name}={os.environ.get(name)!r}" for name in BLAS_ENV),
+    ]
+    finish("roofline", table, options.quick, load)
+
+
+if __name__ == "__main__":
+    main()
