@@ -1,19 +1,42 @@
 """Neighbourhood functions and the smoothing step ``H @ S`` of the batch update (design.md 2, 4).
 
 ``H[j, k] = h(d(j, k))`` with ``d`` the lattice distance.  :func:`smooth` applies ``H`` to the
-per-node partial sums once per epoch.
+per-node partial sums once per epoch.  Small maps use the dense matrix.  Larger ones use the
+lattice's structure and never hold an ``M x M`` array (a 256 x 256 map would need 34 GB):
+
+- ``gaussian`` factorises over the axes, ``h = gx(dx) * gy(dy)``; the minimum image is taken per
+  axis, so it factorises on a torus too.  Along the columns the kernel depends on the row
+  classes of target and source (on the hexagonal lattice the row parity shifts ``x`` by 1/2):
+  one ``W x W`` kernel per pair of classes, then one ``H x H`` kernel along the rows.
+- ``mexican_hat`` is ``(1 - qx - qy) gx gy`` with ``q = d^2 / s^2``: two separable terms.
+- ``bubble`` covers, for a pair of rows, one interval of columns (cyclic on a torus), summed as
+  a difference of prefix sums over the columns.
 """
 
 from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import numpy as np
 
 from .lattice import Lattice
 
 NEIGHBORHOODS = ("gaussian", "bubble", "mexican_hat")
+# Up to this many nodes the dense M x M matrix (8 MB here) is about as fast as the structured
+# product or faster: with K = 785 the two cross between 576 and 2304 nodes depending on the
+# neighbourhood, and both take under 0.1 s at 1024 (`python benchmarks/large_map.py --sweep`).
+DENSE_MAX_NODES = 1024
+# Elements (rows x columns x value columns) of one float64 block of the separable product:
+# values are processed a few columns at a time so that temporaries stay near 32 MB.
+BLOCK_ELEMENTS = 1 << 22
+# Elements of the bubble's per-block prefix sums: about 8 MB, so that a block stays in cache.
+BUBBLE_BLOCK_ELEMENTS = 1 << 20
 
 
 def check_neighborhood(kind: str) -> None:
+    """Raise ``ValueError`` naming the choices when ``kind`` is not a known neighbourhood."""
     if kind not in NEIGHBORHOODS:
         raise ValueError(
             f"Unknown neighborhood {kind!r}; choose one of {', '.join(NEIGHBORHOODS)}."
@@ -39,5 +62,229 @@ def neighborhood_matrix(lattice: Lattice, sigma: float, kind: str) -> np.ndarray
 
 
 def smooth(lattice: Lattice, values: np.ndarray, sigma: float, kind: str) -> np.ndarray:
-    """``H @ values`` for ``values`` of shape ``(M, K)``."""
-    return neighborhood_matrix(lattice, sigma, kind) @ values
+    """``H @ values`` for ``values`` of shape ``(M, K)`` (or ``(M,)``), in float64.
+
+    Maps of up to :data:`DENSE_MAX_NODES` nodes use the dense matrix, larger ones
+    :func:`structured_smooth`, which needs memory of the order of ``values`` only.
+    """
+    if lattice.n_nodes <= DENSE_MAX_NODES:
+        check_neighborhood(kind)
+        _check_values(lattice, values)
+        return neighborhood_matrix(lattice, sigma, kind) @ values
+    return structured_smooth(lattice, values, sigma, kind)
+
+
+def structured_smooth(lattice: Lattice, values: np.ndarray, sigma: float, kind: str) -> np.ndarray:
+    """``H @ values`` without building ``H``, from the lattice's row-and-column structure.
+
+    Parameters
+    ----------
+    lattice : Lattice
+    values : array of shape (M, K) or (M,)
+        One row per node, in node order ``k = r * width + c``.
+    sigma : float
+        Neighbourhood radius.
+    kind : {"gaussian", "bubble", "mexican_hat"}
+
+    Returns
+    -------
+    numpy.ndarray of float64, shaped like ``values``
+        Equal to ``neighborhood_matrix(lattice, sigma, kind) @ values`` up to rounding; the
+        ``bubble`` neighbourhood decides membership with the same floating-point expression
+        as the dense matrix.  Cost ``O(H W^2 K + H^2 W K)``.
+    """
+    check_neighborhood(kind)
+    _check_values(lattice, values)
+    values = np.asarray(values)
+    flat = values.reshape(lattice.n_nodes, -1)
+    height, width = lattice.height, lattice.width
+    n_columns = flat.shape[1]
+    out = np.zeros((height, width, n_columns))
+    grid = flat.reshape(height, width, n_columns)
+    geometry = _Geometry.of(lattice)
+    if kind == "bubble":
+        apply = _BubbleSums(lattice, geometry, sigma).apply
+        # Memory-bound slice sums: blocks that stay in cache, one thread per core.
+        step = max(1, BUBBLE_BLOCK_ELEMENTS // (height * (3 * width + 1)))
+        workers = os.cpu_count() or 1
+    else:
+        apply = _SeparableSums(geometry, sigma, kind).apply
+        # Matrix products: big blocks, and BLAS runs its own threads.
+        step = max(1, BLOCK_ELEMENTS // lattice.n_nodes)
+        workers = 1
+
+    def smooth_block(start: int) -> None:
+        block = np.ascontiguousarray(grid[:, :, start : start + step], dtype=np.float64)
+        out[:, :, start : start + step] = apply(block)
+
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(smooth_block, range(0, n_columns, step)))
+    return out.reshape(values.shape)
+
+
+def _check_values(lattice: Lattice, values: np.ndarray) -> None:
+    if np.ndim(values) not in (1, 2) or np.shape(values)[0] != lattice.n_nodes:
+        raise ValueError(
+            f"values must have shape (M, K) or (M,) with M = {lattice.n_nodes} nodes, got "
+            f"shape {np.shape(values)}."
+        )
+
+
+def _rows_index(rows: np.ndarray) -> slice | np.ndarray:
+    """``rows`` (increasing) as a slice when evenly spaced, so that indexing gives a view."""
+    if len(rows) == 1:
+        return slice(int(rows[0]), int(rows[0]) + 1)
+    steps = np.diff(rows)
+    if np.all(steps == steps[0]):
+        return slice(int(rows[0]), int(rows[-1]) + 1, int(steps[0]))
+    return rows
+
+
+@dataclass(frozen=True)
+class _Geometry:
+    """Lattice offsets split into a column part and a row part, minimum image taken.
+
+    Rows whose nodes share the same ``x`` positions form a class (one class on the square
+    lattice, the two row parities on the hexagonal one).
+
+    Attributes
+    ----------
+    row_class : (H,) class of every row
+    class_rows : index (slice) of the rows of each class
+    dx : (C, C, W, W) ``dx[t, s, j, k]``: ``x`` of column ``k`` in a class-``s`` row minus ``x``
+        of column ``j`` in a class-``t`` row
+    dy : (H, H) ``dy[i, r]``: ``y`` of row ``r`` minus ``y`` of row ``i``
+    """
+
+    row_class: np.ndarray
+    class_rows: list[slice | np.ndarray]
+    dx: np.ndarray
+    dy: np.ndarray
+
+    @classmethod
+    def of(cls, lattice: Lattice) -> _Geometry:
+        pos = lattice.positions.reshape(lattice.height, lattice.width, 2)
+        class_x, row_class = np.unique(pos[:, :, 0], axis=0, return_inverse=True)
+        row_class = row_class.ravel()
+        class_rows = [_rows_index(np.flatnonzero(row_class == c)) for c in range(len(class_x))]
+        y = pos[:, 0, 1]
+        # The same subtractions and the same wrap as Lattice.distances_from, so the same floats.
+        dx, dy = lattice.wrap(
+            class_x[None, :, None, :] - class_x[:, None, :, None], y[None, :] - y[:, None]
+        )
+        return cls(row_class, class_rows, dx, dy)
+
+
+class _SeparableSums:
+    """``H @ block`` for a neighbourhood that is a sum of products ``kx(dx) * ky(dy)``."""
+
+    def __init__(self, geometry: _Geometry, sigma: float, kind: str) -> None:
+        self.geometry = geometry
+        gx = neighborhood_weights(geometry.dx, sigma, "gaussian")
+        gy = neighborhood_weights(geometry.dy, sigma, "gaussian")
+        if kind == "gaussian":
+            self.terms = [(gx, gy)]
+        else:
+            # (1 - qx - qy) gx gy = [(1 - qx) gx] gy - gx [qy gy]
+            mx = neighborhood_weights(geometry.dx, sigma, "mexican_hat")
+            self.terms = [(mx, gy), (-gx, geometry.dy**2 / sigma**2 * gy)]
+
+    def apply(self, block: np.ndarray) -> np.ndarray:
+        height, width, n_columns = block.shape
+        class_rows = self.geometry.class_rows
+        out = np.zeros_like(block)
+        along_columns = np.empty_like(block)
+        for kx, ky in self.terms:
+            for target, target_rows in enumerate(class_rows):
+                for source, source_rows in enumerate(class_rows):
+                    along_columns[source_rows] = np.matmul(kx[target, source], block[source_rows])
+                along_rows = ky[target_rows] @ along_columns.reshape(height, -1)
+                out[target_rows] += along_rows.reshape(-1, width, n_columns)
+        return out
+
+
+class _BubbleSums:
+    """``H @ block`` for the bubble: each pair of rows covers an interval of columns.
+
+    Membership of each column offset is decided per pair of rows with the dense form's own
+    expression, ``sqrt(dx**2 + dy**2) <= sigma``, on the same ``dx`` and ``dy``.  The covered
+    offsets form an interval (cyclic with periodic boundaries) because that expression grows
+    with ``|dx|``; it is stored as its first offset ``lo`` and its length.
+    """
+
+    def __init__(self, lattice: Lattice, geometry: _Geometry, sigma: float) -> None:
+        width = lattice.width
+        self.pbc = lattice.pbc
+        # Column offsets o = k - j: every one once, one period of them on a torus.
+        offsets = np.arange(width) if self.pbc else np.arange(1 - width, width)
+        ahead = np.maximum(offsets, 0)
+        behind = np.maximum(-offsets, 0)
+        dx_by_offset = geometry.dx[:, :, behind, ahead]  # (C, C, n_offsets)
+        n_rows = lattice.height
+        lo = np.empty((n_rows, n_rows), dtype=np.int64)
+        length = np.empty((n_rows, n_rows), dtype=np.int64)
+        for row in range(n_rows):
+            dx = dx_by_offset[geometry.row_class[row]][geometry.row_class]
+            covered = np.sqrt(dx**2 + geometry.dy[row][:, None] ** 2) <= sigma
+            length[row] = covered.sum(axis=1)
+            if self.pbc:
+                # The arc starts where a covered offset follows an uncovered one.  Shifted to
+                # [-W, 0) so that every prefix-sum index below stays inside [-W, 2W].
+                starts = covered & ~np.roll(covered, 1, axis=1)
+                lo[row] = np.argmax(starts, axis=1) - width
+            else:
+                lo[row] = offsets[np.argmax(covered, axis=1)]
+        full = length == len(offsets)
+        self.full = full.astype(float)
+        self.groups = self._group_partial(lo, length, (length > 0) & ~full)
+
+    @staticmethod
+    def _group_partial(lo, length, partial) -> list[tuple[int, int, slice | np.ndarray, int]]:
+        """Partial row pairs grouped by (row shift, lo, length), to be summed together."""
+        targets, sources = np.nonzero(partial)
+        if not len(targets):
+            return []
+        keys = np.column_stack([sources - targets, lo[partial], length[partial]])
+        unique, inverse = np.unique(keys, axis=0, return_inverse=True)
+        inverse = inverse.ravel()
+        order = np.argsort(inverse, kind="stable")
+        bounds = np.cumsum(np.bincount(inverse, minlength=len(unique)))[:-1]
+        groups = []
+        for (shift, first, size), members in zip(unique, np.split(order, bounds), strict=True):
+            rows = targets[members]
+            groups.append((int(shift), int(first), _rows_index(rows), int(size)))
+        return groups
+
+    def _extended_prefix(self, block: np.ndarray) -> np.ndarray:
+        """``C[:, W + i]`` = sum of the values in columns ``c < i`` of each row, ``-W <= i <= 2W``.
+
+        Without periodic boundaries columns outside the map hold nothing (C is clamped); on a
+        torus column ``c`` is column ``c mod W`` (C grows by the row total every period).
+        """
+        height, width, n_columns = block.shape
+        prefix = np.zeros((height, width + 1, n_columns))
+        np.cumsum(block, axis=1, out=prefix[:, 1:])
+        index = np.arange(-width, 2 * width + 1)
+        # np.take keeps the result C-ordered; fancy indexing would put the rows innermost.
+        if not self.pbc:
+            return np.take(prefix, np.clip(index, 0, width), axis=1)
+        extended = np.take(prefix, index % width, axis=1)
+        extended += (index // width).astype(float)[None, :, None] * prefix[:, width, None]
+        return extended
+
+    def apply(self, block: np.ndarray) -> np.ndarray:
+        height, width, n_columns = block.shape
+        extended = self._extended_prefix(block)
+        totals = extended[:, 2 * width]
+        out = np.repeat((self.full @ totals)[:, None, :], width, axis=1)
+        for shift, lo, rows, length in self.groups:
+            sources = rows + shift if isinstance(rows, np.ndarray) else _shift(rows, shift)
+            start = width + lo
+            upper = extended[sources, start + length : start + length + width]
+            lower = extended[sources, start : start + width]
+            out[rows] += upper - lower
+        return out
+
+
+def _shift(rows: slice, shift: int) -> slice:
+    return slice(rows.start + shift, rows.stop + shift, rows.step)
