@@ -20,6 +20,7 @@ import dask.array as da
 import numpy as np
 
 from .estimator import SOM
+from .evaluation import majority_label_accuracy
 from .kernels import METRICS, to_host
 from .lattice import TOPOLOGIES
 from .neighborhood import NEIGHBORHOODS
@@ -165,14 +166,6 @@ def _estimator(args: argparse.Namespace, **extra) -> SOM:
     )
 
 
-def _majority_label_accuracy(nodes: np.ndarray, labels: np.ndarray, n_nodes: int) -> float:
-    """Share of samples whose node's majority label is their own label."""
-    classes, codes = np.unique(labels, return_inverse=True)
-    votes = np.zeros((n_nodes, len(classes)), dtype=np.int64)
-    np.add.at(votes, (nodes, codes), 1)
-    return float((votes.argmax(axis=1)[nodes] == codes).mean())
-
-
 def write_results(
     som: SOM,
     data,
@@ -197,7 +190,7 @@ def write_results(
     if labels is not None:
         nodes = som.predict(data)
         nodes = to_host(nodes.compute()) if isinstance(nodes, da.Array) else nodes
-        summary["majority_label_accuracy"] = _majority_label_accuracy(
+        summary["majority_label_accuracy"] = majority_label_accuracy(
             nodes, labels, som.lattice_.n_nodes
         )
     if plots:

@@ -24,6 +24,8 @@ import numpy as np
 from .lattice import Lattice
 
 NEIGHBORHOODS = ("gaussian", "bubble", "mexican_hat")
+# Relative slack of the bubble's edge: a rounding error, not a change of radius.
+BUBBLE_SLACK = 1e-9
 # Up to this many nodes the dense M x M matrix (8 MB here) is about as fast as the structured
 # product or faster: with K = 785 the two cross between 576 and 2304 nodes depending on the
 # neighbourhood, and both take under 0.1 s at 1024 (`python benchmarks/large_map.py --sweep`).
@@ -43,12 +45,21 @@ def check_neighborhood(kind: str) -> None:
         )
 
 
+def inside_bubble(d: np.ndarray, sigma: float) -> np.ndarray:
+    """``d <= sigma``, counting in distances that only rounding puts beyond ``sigma``.
+
+    Hexagonal rows sit ``sqrt(3) / 2`` apart, which floats cannot hold exactly: neighbours meant
+    to be at distance 1 come out at ``1 + 2e-16`` for some rows.
+    """
+    return d <= sigma * (1.0 + BUBBLE_SLACK)
+
+
 def neighborhood_weights(d: np.ndarray, sigma: float, kind: str) -> np.ndarray:
     """``h(d)`` for lattice distances ``d`` and radius ``sigma`` (design.md section 2)."""
     check_neighborhood(kind)
     d = np.asarray(d, dtype=float)
     if kind == "bubble":
-        return (d <= sigma).astype(float)
+        return inside_bubble(d, sigma).astype(float)
     ratio = d**2 / sigma**2
     gauss = np.exp(-0.5 * ratio)
     if kind == "gaussian":
@@ -207,8 +218,8 @@ class _BubbleSums:
     """``H @ block`` for the bubble: each pair of rows covers an interval of columns.
 
     Membership of each column offset is decided per pair of rows with the dense form's own
-    expression, ``sqrt(dx**2 + dy**2) <= sigma``, on the same ``dx`` and ``dy``.  The covered
-    offsets form an interval (cyclic with periodic boundaries) because that expression grows
+    test, :func:`inside_bubble` of ``sqrt(dx**2 + dy**2)``, on the same ``dx`` and ``dy``.  The
+    covered offsets form an interval (cyclic with periodic boundaries) because that expression grows
     with ``|dx|``; it is stored as its first offset ``lo`` and its length.
     """
 
@@ -225,7 +236,7 @@ class _BubbleSums:
         length = np.empty((n_rows, n_rows), dtype=np.int64)
         for row in range(n_rows):
             dx = dx_by_offset[geometry.row_class[row]][geometry.row_class]
-            covered = np.sqrt(dx**2 + geometry.dy[row][:, None] ** 2) <= sigma
+            covered = inside_bubble(np.sqrt(dx**2 + geometry.dy[row][:, None] ** 2), sigma)
             length[row] = covered.sum(axis=1)
             if self.pbc:
                 # The arc starts where a covered offset follows an uncovered one.  Shifted to

@@ -39,6 +39,7 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 from mpl_toolkits.axes_grid1 import make_axes_locatable  # noqa: E402
 from numpy.typing import ArrayLike  # noqa: E402
 
+from .evaluation import label_votes  # noqa: E402
 from .lattice import NEIGHBOR_DISTANCE, Lattice  # noqa: E402
 
 __all__ = [
@@ -807,14 +808,8 @@ def plot_labels(
     """
     _, lattice = _fitted(som)
     bmus = _bmus(som, X)
-    y = _to_numpy(y).ravel()
-    if y.shape[0] != bmus.shape[0]:
-        raise ValueError(f"Got {y.shape[0]} labels for {bmus.shape[0]} samples.")
-    classes, codes = np.unique(y, return_inverse=True)
+    classes, votes, _ = label_votes(bmus, _to_numpy(y), lattice.n_nodes)
     n_classes = len(classes)
-    votes = np.bincount(bmus * n_classes + codes, minlength=lattice.n_nodes * n_classes).reshape(
-        lattice.n_nodes, n_classes
-    )
     majority = np.where(votes.sum(axis=1) > 0, votes.argmax(axis=1), np.nan)
 
     colors = _categorical_colors(cmap, n_classes)

@@ -194,3 +194,9 @@ def test_check_neighborhood_rejects_unknown_names_listing_the_choices():
 @pytest.mark.parametrize("kind", NEIGHBORHOODS)
 def test_check_neighborhood_accepts_every_known_name(kind):
     check_neighborhood(kind)
+
+
+@pytest.mark.parametrize("topology,count", [("square", 5), ("hexagonal", 7)])
+def test_bubble_of_radius_one_holds_every_node_and_its_neighbours(topology, count):
+    h = neighborhood_matrix(Lattice(6, 6, topology, pbc=True), 1.0, "bubble")
+    np.testing.assert_array_equal(h.sum(axis=1), count)

@@ -1,0 +1,34 @@
+"""Label-based views of a trained map: which label each node stands for, and how well."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def label_votes(nodes: np.ndarray, labels: np.ndarray, n_nodes: int):
+    """Count the labels of the samples each node wins.
+
+    Parameters
+    ----------
+    nodes : int array of shape (n_samples,), each sample's best-matching unit
+    labels : array of shape (n_samples,), labels of any sortable type
+    n_nodes : number of nodes of the map
+
+    Returns
+    -------
+    classes : the distinct labels, sorted
+    votes : int array of shape (n_nodes, len(classes))
+    codes : each sample's label as an index into ``classes``
+    """
+    nodes = np.asarray(nodes).ravel()
+    classes, codes = np.unique(np.asarray(labels).ravel(), return_inverse=True)
+    if codes.shape[0] != nodes.shape[0]:
+        raise ValueError(f"Got {codes.shape[0]} labels for {nodes.shape[0]} samples.")
+    votes = np.bincount(nodes * len(classes) + codes, minlength=n_nodes * len(classes))
+    return classes, votes.reshape(n_nodes, len(classes)), codes
+
+
+def majority_label_accuracy(nodes: np.ndarray, labels: np.ndarray, n_nodes: int) -> float:
+    """Share of samples whose node's majority label is their own (ties: first sorted label)."""
+    _, votes, codes = label_votes(nodes, labels, n_nodes)
+    return float((votes.argmax(axis=1)[np.asarray(nodes).ravel()] == codes).mean())
