@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 
 import dask
 import dask.array as da
 import numpy as np
-from sklearn.base import BaseEstimator, ClusterMixin
 
 from . import engine
 from .initialization import INITS, initial_weights
@@ -22,8 +22,12 @@ from .schedule import radius_schedule
 logger = logging.getLogger("dasksom")
 
 
-class SOM(ClusterMixin, BaseEstimator):
+class SOM:
     """Batch Self-Organizing Map trained over a chunked dask array.
+
+    A scikit-learn style clusterer (``get_params``, ``set_params``, ``fit``, ``predict``,
+    ``fit_predict``; ``sklearn.base.clone`` works on it) that does not import scikit-learn, so
+    that dask workers, which import this package to run the kernels, stay light.
 
     Parameters
     ----------
@@ -109,6 +113,39 @@ class SOM(ClusterMixin, BaseEstimator):
         self.persist = persist
         self.verbose = verbose
         self.checkpoint = checkpoint
+
+    _estimator_type = "clusterer"
+
+    @classmethod
+    def _get_param_names(cls) -> list[str]:
+        signature = inspect.signature(cls.__init__)
+        return sorted(name for name in signature.parameters if name != "self")
+
+    def get_params(self, deep: bool = True) -> dict:
+        """The constructor's parameters, as scikit-learn's ``get_params``."""
+        return {name: getattr(self, name) for name in self._get_param_names()}
+
+    def set_params(self, **params) -> SOM:
+        """Set constructor parameters, as scikit-learn's ``set_params``; returns self."""
+        valid = self._get_param_names()
+        for name, value in params.items():
+            if name not in valid:
+                raise ValueError(
+                    f"Invalid parameter {name!r} for SOM; valid parameters: {', '.join(valid)}."
+                )
+            setattr(self, name, value)
+        return self
+
+    def __repr__(self) -> str:
+        defaults = inspect.signature(type(self).__init__).parameters
+        changed = [
+            f"{name}={value!r}"
+            for name, value in self.get_params().items()
+            if not isinstance(value, np.ndarray)
+            and value != defaults[name].default
+            or isinstance(value, np.ndarray)
+        ]
+        return f"SOM({', '.join(changed)})"
 
     def _validate_params(self) -> Lattice:
         lattice = Lattice(self.height, self.width, self.topology, bool(self.pbc))
@@ -226,6 +263,10 @@ class SOM(ClusterMixin, BaseEstimator):
     def _check_fitted(self) -> None:
         if not hasattr(self, "weights_"):
             raise RuntimeError("This SOM is not fitted yet; call fit(X) first or load a map.")
+
+    def fit_predict(self, X, y=None):
+        """Fit the map on ``X`` and return the best-matching unit of every sample."""
+        return self.fit(X).predict(X)
 
     def predict(self, X):
         """Index of every sample's best-matching unit.

@@ -252,3 +252,29 @@ def test_checkpoint_from_other_settings_is_refused(tmp_path, blobs):
     SOM(4, 4, epochs=2, random_state=0, checkpoint=path).fit(blobs)
     with pytest.raises(ValueError, match="written with other settings"):
         SOM(4, 4, epochs=2, random_state=0, metric="cosine", checkpoint=path).fit(blobs)
+
+
+def test_unknown_parameters_are_refused_by_set_params():
+    with pytest.raises(ValueError, match="Invalid parameter 'heigth'"):
+        SOM().set_params(heigth=3)
+
+
+def test_repr_names_the_parameters_that_differ_from_the_defaults():
+    assert repr(SOM(3, 4, metric="cosine")) == "SOM(height=3, metric='cosine', width=4)"
+
+
+def test_fit_predict_returns_the_bmus_of_the_training_data(blobs):
+    som = SOM(3, 3, epochs=2, random_state=0)
+    np.testing.assert_array_equal(som.fit_predict(blobs), som.predict(blobs))
+
+
+def test_workers_can_import_the_kernels_without_plotting_or_scikit_learn():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, dasksom.kernels; "
+        "print(any(m.split('.')[0] in ('matplotlib', 'sklearn') for m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
