@@ -98,12 +98,9 @@ def epoch_sums(
     The reduction order is fixed by chunk position, so the same chunking always gives
     bit-identical sums, whatever the scheduler or the order in which chunks finish.
     """
-    client = distributed_client()
-    shared_weights = (
-        client.scatter(weights, broadcast=True, hash=False)
-        if client is not None
-        else dask.delayed(weights)
-    )
+    # The weights travel inside the graph rather than scattered: a worker lost mid-epoch then
+    # costs a recomputation, not the epoch (scattered data cannot be recovered).
+    shared_weights = dask.delayed(weights)
     offsets = np.concatenate([[0], np.cumsum(data.chunks[0])[:-1]])
     chunk_task = dask.delayed(partial_sums, pure=True)
     parts = [

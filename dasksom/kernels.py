@@ -144,8 +144,9 @@ def sum_rows_by_index(x, index, n_groups: int):
     if xp is np:
         import scipy.sparse
 
+        # One nonzero per column: the CSC arrays are the index itself, nothing to sort.
         ones = np.ones(n_rows, dtype=x.dtype)
-        onehot = scipy.sparse.csr_matrix((ones, (index, np.arange(n_rows))), (n_groups, n_rows))
+        onehot = scipy.sparse.csc_matrix((ones, index, np.arange(n_rows + 1)), (n_groups, n_rows))
         return np.asarray(onehot @ x, dtype=np.float64)
     import cupyx
 
@@ -222,10 +223,18 @@ class PartialSums:
 
 
 def bmu_distances(x, weights, bmu):
-    """Euclidean distance from every row to its BMU's weights, in O(n x D)."""
+    """Euclidean distance from every row to its BMU's weights, in O(n x D).
+
+    Taken in row blocks so that the differences never hold more than a block of the chunk.
+    """
     xp = array_module(x)
-    diff = x - weights[bmu]
-    return xp.sqrt((diff * diff).sum(axis=1))
+    out = xp.empty(x.shape[0], dtype=x.dtype)
+    step = max(1, SCORE_BLOCK_ELEMENTS // max(1, x.shape[1]))
+    for start in range(0, x.shape[0], step):
+        diff = weights[bmu[start : start + step]]
+        xp.subtract(x[start : start + step], diff, out=diff)
+        out[start : start + step] = xp.sqrt(xp.einsum("ij,ij->i", diff, diff))
+    return out
 
 
 def partial_sums(
