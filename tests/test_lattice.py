@@ -20,7 +20,9 @@ def test_positions_follow_node_order_and_formula(topology, height, width):
     )
 
 
-@pytest.mark.parametrize("topology,pbc", itertools.product(["square", "hexagonal"], [False, True]))
+@pytest.mark.parametrize(
+    "topology,pbc", list(itertools.product(["square", "hexagonal"], [False, True]))
+)
 @pytest.mark.parametrize("height,width", [(4, 6), (6, 5), (2, 3)])
 def test_distances_match_minimum_image_reference(topology, pbc, height, width):
     lattice = Lattice(height, width, topology, pbc)
@@ -28,7 +30,9 @@ def test_distances_match_minimum_image_reference(topology, pbc, height, width):
     np.testing.assert_allclose(lattice.distance_matrix(), expected, atol=1e-12)
 
 
-@pytest.mark.parametrize("topology,pbc", itertools.product(["square", "hexagonal"], [False, True]))
+@pytest.mark.parametrize(
+    "topology,pbc", list(itertools.product(["square", "hexagonal"], [False, True]))
+)
 def test_distances_are_symmetric_with_zero_diagonal(topology, pbc):
     d = Lattice(6, 8, topology, pbc).distance_matrix()
     np.testing.assert_allclose(d, d.T, atol=1e-12)
