@@ -22,6 +22,42 @@ from .schedule import radius_schedule
 logger = logging.getLogger("dasksom")
 
 
+def check_data(X, chunks: int | str = "auto", n_features: int | None = None) -> da.Array:
+    """``X`` as a row-chunked dask array, refused with a clear message if a SOM cannot use it.
+
+    Parameters
+    ----------
+    X : any source :func:`dasksom.io.as_dask_array` takes
+    chunks : rows per chunk, a size such as "64MiB", or "auto"
+    n_features : the feature count the data must have (that of a fitted map), or None
+
+    Returns
+    -------
+    dask.array.Array of shape (n_samples, n_features)
+    """
+    data = as_dask_array(X, chunks=chunks)
+    if data.ndim != 2:
+        raise ValueError(
+            f"Expected 2-D data (samples x features), got {data.ndim}-D data of shape "
+            f"{data.shape}; reshape it, e.g. X.reshape(len(X), -1)."
+        )
+    if np.dtype(data.dtype).kind not in "biuf":
+        raise ValueError(
+            f"Data must be numeric, got dtype {data.dtype}; convert it, e.g. X.astype('float32')."
+        )
+    n_rows, found = data.shape
+    if n_rows == 0:
+        raise ValueError("The data has 0 rows; a SOM needs at least one sample.")
+    if found == 0:
+        raise ValueError("The data has 0 features; each sample needs at least one value.")
+    if n_features is not None and found != n_features:
+        raise ValueError(
+            f"The data has {found} features but this map was fitted on {n_features}; pass "
+            "data with the same columns."
+        )
+    return data
+
+
 class SOM:
     """Batch Self-Organizing Map trained over a chunked dask array.
 
@@ -169,28 +205,7 @@ class SOM:
         return lattice
 
     def _check_data(self, X, fitted: bool) -> da.Array:
-        data = as_dask_array(X, chunks=self.chunks)
-        if data.ndim != 2:
-            raise ValueError(
-                f"Expected 2-D data (samples x features), got {data.ndim}-D data of shape "
-                f"{data.shape}; reshape it, e.g. X.reshape(len(X), -1)."
-            )
-        if np.dtype(data.dtype).kind not in "biuf":
-            raise ValueError(
-                f"Data must be numeric, got dtype {data.dtype}; convert it, e.g. "
-                "X.astype('float32')."
-            )
-        n_rows, n_features = data.shape
-        if n_rows == 0:
-            raise ValueError("The data has 0 rows; a SOM needs at least one sample.")
-        if n_features == 0:
-            raise ValueError("The data has 0 features; each sample needs at least one value.")
-        if fitted and n_features != self.n_features_in_:
-            raise ValueError(
-                f"The data has {n_features} features but this map was fitted on "
-                f"{self.n_features_in_}; pass data with the same columns."
-            )
-        return data
+        return check_data(X, self.chunks, self.n_features_in_ if fitted else None)
 
     def fit(self, X, y=None) -> SOM:
         """Train the map on ``X`` (numpy, dask or zarr array, or a path to a zarr array).
@@ -251,6 +266,25 @@ class SOM:
             )
         logger.info("resuming from %s after %d epochs", self.checkpoint, len(history))
         return engine.TrainingState(weights, sigmas, history)
+
+    @classmethod
+    def from_weights(
+        cls, weights: np.ndarray, lattice: Lattice, history: list[dict] | None = None, **params
+    ) -> SOM:
+        """A fitted map holding ``weights`` (M x D) on ``lattice``, e.g. another library's.
+
+        ``params`` are further constructor parameters (``metric`` for instance); the map size,
+        topology and boundaries come from ``lattice`` whatever ``params`` say.
+        """
+        som = cls(**{**params, **lattice.to_dict()})
+        weights = np.asarray(weights, dtype=np.float64)
+        if weights.ndim != 2 or weights.shape[0] != lattice.n_nodes:
+            raise ValueError(
+                f"weights of shape {weights.shape} do not fit a {lattice.height}x{lattice.width} "
+                f"map; pass ({lattice.n_nodes}, n_features)."
+            )
+        som._set_fitted(lattice, weights, list(history or []))
+        return som
 
     def _set_fitted(self, lattice: Lattice, weights: np.ndarray, history: list[dict]) -> None:
         self.lattice_ = lattice

@@ -114,6 +114,4 @@ def load(path: str | os.PathLike):
     from .estimator import SOM
 
     params, lattice, weights, history = read_map(path)
-    som = SOM(**params)
-    som._set_fitted(lattice, weights, history)
-    return som
+    return SOM.from_weights(weights, lattice, history, **params)

@@ -23,7 +23,7 @@ import dask.array as da
 import numpy as np
 
 from . import engine
-from .estimator import SOM
+from .estimator import SOM, check_data
 from .initialization import initial_weights
 from .kernels import check_metric, to_host
 from .lattice import Lattice
@@ -211,7 +211,7 @@ class SOMNet:
         return Hexagons if self.topology == "hexagonal" else Squares
 
     def _training_data(self, data) -> da.Array:
-        array = SOM()._check_data(data, fitted=False)
+        array = check_data(data)
         if not self.GPU:
             return array
         try:
@@ -263,9 +263,8 @@ class SOMNet:
         self, lattice: Lattice, init: np.ndarray, weights: np.ndarray, history: list[dict]
     ) -> SOM:
         """A SOM holding ``weights``, for maps that did not come out of ``SOM.fit``."""
-        som = self._make_som(lattice, init)
-        som._set_fitted(lattice, weights, history)
-        return som
+        params = self._make_som(lattice, init).get_params()
+        return SOM.from_weights(weights, lattice, history, **params)
 
     def _adopt(self, som: SOM) -> None:
         self.som = som

@@ -278,3 +278,14 @@ def test_workers_can_import_the_kernels_without_plotting_or_scikit_learn():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_from_weights_makes_a_fitted_map_of_given_weights(fitted):
+    som, data = fitted
+    copy = SOM.from_weights(som.weights_, som.lattice_, metric=som.metric)
+    np.testing.assert_array_equal(copy.predict(data), som.predict(data))
+
+
+def test_from_weights_refuses_weights_that_do_not_fit_the_lattice():
+    with pytest.raises(ValueError, match=r"pass \(12, n_features\)"):
+        SOM.from_weights(np.zeros((10, 3)), Lattice(3, 4))
