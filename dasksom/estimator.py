@@ -13,7 +13,7 @@ import numpy as np
 from . import engine
 from .initialization import INITS, initial_weights
 from .io import as_dask_array
-from .kernels import METRICS, check_metric, predict_chunk, quality_chunk, to_host
+from .kernels import METRICS, check_metric, hits_chunk, predict_chunk, quality_chunk, to_host
 from .lattice import Lattice
 from .neighborhood import check_neighborhood
 from .persistence import map_path, read_map, settings_key, write_map
@@ -317,20 +317,31 @@ class SOM:
         with engine.compute_context():
             return to_host(labels.compute())
 
-    def _quality(self, X) -> np.ndarray:
+    def _sum_over_chunks(self, X, per_chunk, width: int) -> np.ndarray:
+        """Add up ``per_chunk(chunk, weights, metric, lattice)``, a length-``width`` vector per
+        chunk, by a tree reduction: nothing that grows with the rows reaches the client."""
         self._check_fitted()
         data = self._check_data(X, fitted=True)
         parts = data.map_blocks(
-            _quality_row,
+            _as_row,
+            per_chunk,
             self.weights_,
             self.metric,
             self.lattice_,
-            chunks=((1,) * data.numblocks[0], (3,)),
+            chunks=((1,) * data.numblocks[0], (width,)),
             dtype=np.float64,
-            meta=np.empty((0, 3)),
+            meta=np.empty((0, width)),
         )
         with engine.compute_context():
             return to_host(dask.compute(parts.sum(axis=0, split_every=engine.SPLIT_EVERY))[0])
+
+    def _quality(self, X) -> np.ndarray:
+        return self._sum_over_chunks(X, quality_chunk, 3)
+
+    def hit_counts(self, X) -> np.ndarray:
+        """How many samples each node is the best-matching unit of, shape ``(M,)``."""
+        counts = self._sum_over_chunks(X, hits_chunk, self.lattice_.n_nodes)
+        return counts.astype(np.int64)
 
     def quantization_error(self, X) -> float:
         """Mean Euclidean distance from each sample to its best-matching unit's weights."""
@@ -354,8 +365,8 @@ class SOM:
         )
 
 
-def _quality_row(chunk, weights, metric, lattice) -> np.ndarray:
-    return quality_chunk(chunk, weights, metric, lattice)[None]
+def _as_row(chunk, per_chunk, weights, metric, lattice) -> np.ndarray:
+    return np.asarray(per_chunk(chunk, weights, metric, lattice), dtype=np.float64)[None]
 
 
 class _verbose_logging:

@@ -282,6 +282,12 @@ def predict_chunk(chunk, weights: np.ndarray, metric: str):
     return best_matching_units(x, PreparedWeights.build(weights, metric, xp, x.dtype))
 
 
+def hits_chunk(chunk, weights: np.ndarray, metric: str, lattice) -> np.ndarray:
+    """How many rows of a chunk each node wins, as a host array of shape ``(M,)``."""
+    xp = array_module(chunk)
+    return to_host(xp.bincount(predict_chunk(chunk, weights, metric), minlength=lattice.n_nodes))
+
+
 def quality_chunk(chunk, weights: np.ndarray, metric: str, lattice) -> np.ndarray:
     """``[sum of BMU distances, topographic errors, rows]`` of one chunk, as float64 (3,)."""
     xp = array_module(chunk)

@@ -713,7 +713,7 @@ def plot_hits(
     Parameters
     ----------
     som : fitted SOM
-        Needs ``predict``.
+        Needs ``hit_counts``: counted chunk by chunk, so X may be larger than memory.
     X : array-like or dask array of shape (n_samples, D)
     annotate : bool
         Write each node's count on its tile.
@@ -727,7 +727,7 @@ def plot_hits(
     fig, ax
     """
     _, lattice = _fitted(som)
-    hits = np.bincount(_bmus(som, X), minlength=lattice.n_nodes)
+    hits = som.hit_counts(X)
     kwargs.setdefault("cbar_label", "samples")
     fig, ax, tiles = _draw_map(
         hits, lattice, ax=ax, cmap=cmap, title=title, colorbar=colorbar, **kwargs

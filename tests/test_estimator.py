@@ -289,3 +289,9 @@ def test_from_weights_makes_a_fitted_map_of_given_weights(fitted):
 def test_from_weights_refuses_weights_that_do_not_fit_the_lattice():
     with pytest.raises(ValueError, match=r"pass \(12, n_features\)"):
         SOM.from_weights(np.zeros((10, 3)), Lattice(3, 4))
+
+
+def test_hit_counts_are_the_bmu_histogram(fitted):
+    som, data = fitted
+    counts = som.hit_counts(da.from_array(data, chunks=(30, 5)))
+    np.testing.assert_array_equal(counts, np.bincount(som.predict(data), minlength=24))
