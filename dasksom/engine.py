@@ -19,7 +19,7 @@ import dask.array as da
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from .kernels import PartialSums, partial_sums
+from .kernels import PartialSums, nonfinite_error, partial_sums
 from .lattice import Lattice
 from .neighborhood import smooth
 
@@ -116,14 +116,8 @@ def epoch_sums(
 
 
 def raise_on_nonfinite(sums: PartialSums, n_rows: int) -> None:
-    nonfinite = sums.nonfinite
-    if nonfinite.count:
-        row, col = nonfinite.first
-        raise ValueError(
-            f"The data contains {nonfinite.count} NaN or infinite value(s) among {n_rows} rows; "
-            f"the first is at row {row}, column {col}. Remove or impute those rows (for a dask "
-            "array x: x[da.isfinite(x).all(axis=1)]) and fit again."
-        )
+    if sums.nonfinite.count:
+        raise nonfinite_error(sums.nonfinite, n_rows)
 
 
 def update_weights(

@@ -6,7 +6,7 @@ import dask
 import dask.array as da
 import numpy as np
 
-from .kernels import to_host
+from .kernels import NonFinite, nonfinite_error, to_host
 from .lattice import Lattice
 
 INITS = ("random", "sample", "pca")
@@ -54,19 +54,30 @@ def initial_weights(data: da.Array, lattice: Lattice, init, rng: np.random.Gener
     raise ValueError(f"Unknown init {init!r}; choose one of {', '.join(INITS)} or an (M, D) array.")
 
 
+def locate_nonfinite(data: da.Array, count: int) -> NonFinite:
+    """Where the first NaN / inf of ``data`` is; an extra pass, taken only to report an error."""
+    flat = int(da.argmax((~da.isfinite(data)).ravel()).compute())
+    return NonFinite(count, divmod(flat, data.shape[1]))
+
+
 def principal_components(data: da.Array, rng: np.random.Generator):
     """Mean, first two principal axes (2, D) and their variances, in one pass over the data."""
     x = data.astype(np.float64)
     n_rows, n_features = data.shape
     if n_features <= MAX_COVARIANCE_FEATURES:
-        total, gram = dask.compute(x.sum(axis=0), x.T @ x)
+        total, gram, nonfinite = dask.compute(x.sum(axis=0), x.T @ x, (~da.isfinite(x)).sum())
+        if nonfinite:
+            raise nonfinite_error(locate_nonfinite(data, int(nonfinite)), n_rows)
         mean = to_host(total) / n_rows
         cov = (to_host(gram) - n_rows * np.outer(mean, mean)) / max(n_rows - 1, 1)
         variances, vectors = np.linalg.eigh(cov)
         order = np.argsort(variances)[::-1][:2]
         axes, variances = vectors[:, order].T, variances[order]
     else:
-        mean = to_host(x.mean(axis=0).compute())
+        mean, nonfinite = dask.compute(x.mean(axis=0), (~da.isfinite(x)).sum())
+        if nonfinite:
+            raise nonfinite_error(locate_nonfinite(data, int(nonfinite)), n_rows)
+        mean = to_host(mean)
         seed = int(rng.integers(2**31))
         _, singular, vt = da.linalg.svd_compressed(x - mean, k=2, seed=seed, compute=True)
         axes = to_host(vt.compute())

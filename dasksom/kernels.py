@@ -167,6 +167,16 @@ class NonFinite:
         return NonFinite(self.count + other.count, min(firsts) if firsts else None)
 
 
+def nonfinite_error(nonfinite: NonFinite, n_rows: int) -> ValueError:
+    """The error that tells the user how many NaN / inf the data holds and where."""
+    row, col = nonfinite.first
+    return ValueError(
+        f"The data contains {nonfinite.count} NaN or infinite value(s) among {n_rows} rows; "
+        f"the first is at row {row}, column {col}. Remove or impute those rows (for a dask "
+        "array x: x[da.isfinite(x).all(axis=1)]) and fit again."
+    )
+
+
 def find_nonfinite(x, row_offset: int) -> NonFinite:
     """Count NaN and inf in a chunk; integer data is finite by construction."""
     if np.dtype(x.dtype).kind not in "fc":

@@ -295,3 +295,10 @@ def test_hit_counts_are_the_bmu_histogram(fitted):
     som, data = fitted
     counts = som.hit_counts(da.from_array(data, chunks=(30, 5)))
     np.testing.assert_array_equal(counts, np.bincount(som.predict(data), minlength=24))
+
+
+def test_nan_is_reported_by_the_pca_pass_with_count_and_place():
+    data = np.random.default_rng(7).normal(size=(100, 3))
+    data[42, 2] = np.nan
+    with pytest.raises(ValueError, match=r"1 NaN or infinite.*row 42, column 2"):
+        SOM(3, 3, init="pca", chunks=30).fit(data)
