@@ -10,6 +10,8 @@ import pytest
 import dasksom
 from dasksom.cli import main
 
+from .faults import killed_in_epoch
+
 
 def test_demo_writes_the_map_summary_and_pictures(tmp_path):
     out = tmp_path / "demo"
@@ -30,36 +32,13 @@ def test_demo_writes_the_map_summary_and_pictures(tmp_path):
     assert dasksom.load(out / "map.npz").weights_.shape == (36, 64)
 
 
-def test_rerunning_a_killed_train_job_resumes_to_the_same_map(tmp_path, blobs, monkeypatch):
-    from dasksom import engine
-
+def test_rerunning_a_killed_train_job_resumes_to_the_same_map(tmp_path, blobs):
     np.save(tmp_path / "x.npy", blobs)
-    args = [
-        "train",
-        str(tmp_path / "x.npy"),
-        "--size",
-        "4x4",
-        "--epochs",
-        "4",
-        "--workers",
-        "0",
-        "--no-plots",
-        "--output",
-    ]
+    args = ["train", str(tmp_path / "x.npy"), "--size", "4x4", "--epochs", "4"]
+    args += ["--workers", "0", "--no-plots", "--output"]
     assert main([*args, str(tmp_path / "whole")]) == 0
-    real_epoch_sums = engine.epoch_sums
-    calls = []
-
-    def killed_in_epoch_three(*a, **kw):
-        calls.append(1)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return real_epoch_sums(*a, **kw)
-
-    monkeypatch.setattr(engine, "epoch_sums", killed_in_epoch_three)
-    with pytest.raises(KeyboardInterrupt):
+    with killed_in_epoch(3), pytest.raises(KeyboardInterrupt):
         main([*args, str(tmp_path / "cut")])
-    monkeypatch.setattr(engine, "epoch_sums", real_epoch_sums)
     assert main([*args, str(tmp_path / "cut")]) == 0
     np.testing.assert_array_equal(
         dasksom.load(tmp_path / "cut" / "map.npz").weights_,

@@ -7,6 +7,8 @@ import dasksom
 from dasksom import SOM, Lattice
 from dasksom.initialization import initial_weights
 
+from .faults import killed_in_epoch
+
 
 @pytest.fixture(scope="module")
 def fitted():
@@ -223,24 +225,11 @@ def test_checkpoint_is_written_after_every_epoch(tmp_path, blobs):
     assert len(dasksom.load(path).history_) == 3
 
 
-def test_killed_fit_resumes_from_its_checkpoint_to_the_same_map(tmp_path, blobs, monkeypatch):
-    from dasksom import engine
-
+def test_killed_fit_resumes_from_its_checkpoint_to_the_same_map(tmp_path, blobs):
     whole = SOM(4, 4, epochs=5, random_state=0).fit(blobs)
-    real_epoch_sums = engine.epoch_sums
-    calls = []
-
-    def dies_in_epoch_three(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return real_epoch_sums(*args, **kwargs)
-
     path = tmp_path / "ckpt.npz"
-    monkeypatch.setattr(engine, "epoch_sums", dies_in_epoch_three)
-    with pytest.raises(KeyboardInterrupt):
+    with killed_in_epoch(3), pytest.raises(KeyboardInterrupt):
         SOM(4, 4, epochs=5, random_state=0, checkpoint=path).fit(blobs)
-    monkeypatch.setattr(engine, "epoch_sums", real_epoch_sums)
     assert len(dasksom.load(path).history_) == 2
     resumed = SOM(4, 4, epochs=5, random_state=0, checkpoint=path).fit(blobs)
     np.testing.assert_array_equal(resumed.weights_, whole.weights_)
