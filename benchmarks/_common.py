@@ -228,17 +228,17 @@ def local_cluster(n_workers: int, log_level: int = logging.ERROR, **kwargs):
 
 
 def scored_som(weights: np.ndarray, height: int, width: int, **settings):
-    """A ``dasksom.SOM`` holding ``weights`` as if fitted, to score them with dasksom's code.
+    """A fitted ``dasksom.SOM`` holding ``weights`` (e.g. another library's), to score them.
 
-    Uses the estimator's ``_set_fitted`` (there is no public constructor from weights): every
-    library's map is then scored by the same ``quantization_error`` / ``topographic_error``.
+    Every library's map is then scored by the same ``quantization_error`` /
+    ``topographic_error``.  ``settings``: ``topology`` and ``pbc`` for the lattice, the rest
+    (``metric``) for the estimator.
     """
     from dasksom import SOM, Lattice
 
-    som = SOM(height, width, **settings)
-    lattice = Lattice(height, width, som.topology, bool(som.pbc))
-    som._set_fitted(lattice, np.asarray(weights, dtype=np.float64), [])
-    return som
+    topology = settings.pop("topology", "hexagonal")
+    lattice = Lattice(height, width, topology, bool(settings.pop("pbc", False)))
+    return SOM.from_weights(weights, lattice, **settings)
 
 
 def pca_init(x: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -358,14 +358,21 @@ def _cell(value) -> str:
     return str(value)
 
 
-def finish(name: str, table: Table, quick: bool, started_load: float | None = None) -> Path:
+def start_state() -> dict:
+    """Load average and code at a benchmark's start, recorded beside those at its end.
+
+    Other work on the machine, or a commit landing mid-run, then shows in the record.
+    """
+    return {"load_average_1m": os.getloadavg()[0], "code": code_state()}
+
+
+def finish(name: str, table: Table, quick: bool, start: dict) -> Path:
     """Print the table and write it with its provenance to ``results/<name>[.quick].json``."""
     print(table.render(), flush=True)
     RESULTS_DIR.mkdir(exist_ok=True)
     path = RESULTS_DIR / f"{name}{'.quick' if quick else ''}.json"
     machine = machine_info()
-    if started_load is not None:
-        machine["load_average_1m_at_start"] = started_load
+    machine["load_average_1m_at_start"] = start["load_average_1m"]
     record = {
         "name": name,
         "command": shlex.join([Path(sys.executable).name, *sys.argv]),
@@ -373,6 +380,7 @@ def finish(name: str, table: Table, quick: bool, started_load: float | None = No
         "quick": quick,
         "machine": machine,
         "code": code_state(),
+        "code_at_start": start["code"],
         "title": table.title,
         "columns": table.columns,
         "rows": table.rows,
@@ -391,7 +399,3 @@ def _jsonable(value):
     if isinstance(value, np.ndarray):
         return value.tolist()
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
-def load_average() -> float:
-    return os.getloadavg()[0]

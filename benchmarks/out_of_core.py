@@ -27,10 +27,10 @@ from _common import (
     PeakMemory,
     Table,
     finish,
-    load_average,
     local_cluster,
     median_epoch_seconds,
     parser,
+    start_state,
 )
 
 N_WORKERS = 2
@@ -125,7 +125,7 @@ def main() -> None:
         "--memory-limit", type=int, default=MEMORY_LIMIT_MIB, help="MiB per worker"
     )
     options = arguments.parse_args()
-    load = load_average()
+    start = start_state()
     memory_limit = options.memory_limit * MIB
     cluster_bytes = N_WORKERS * memory_limit
     # Full run: at least 4x the cluster's memory limit, in whole chunks.
@@ -203,7 +203,7 @@ def main() -> None:
         "data once a worker's process memory passes 70% of its limit, pauses it at 80%)",
     ]
     table.details = {"streamed": streamed, "in_memory": in_memory}
-    finish("out_of_core", table, options.quick, load)
+    finish("out_of_core", table, options.quick, start)
 
 
 if __name__ == "__main__":

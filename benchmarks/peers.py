@@ -31,12 +31,12 @@ from _common import (
     BENCH_DIR,
     Table,
     finish,
-    load_average,
     load_mnist,
     parser,
     pca_init,
     run_child,
     scored_som,
+    start_state,
 )
 
 VENV = BENCH_DIR / ".venv-peers"
@@ -113,7 +113,7 @@ def main() -> None:
     arguments = parser(__doc__)
     arguments.add_argument("--limit", type=float, default=300.0, help="seconds per run")
     options = arguments.parse_args()
-    load = load_average()
+    start = start_state()
     sizes, sides, limit = (
         ((2000,), (10,), 120.0) if options.quick else ((10_000, 60_000), (20, 50), options.limit)
     )
@@ -190,9 +190,9 @@ def main() -> None:
         "reference: (seconds, QE, TE) measured earlier on this machine, 10,000 rows",
         "skipped: estimated from the reference seconds, linear in rows x nodes, over the limit",
         "QE / TE: dasksom.SOM.quantization_error / topographic_error on each library's weights "
-        "(loaded through SOM._set_fitted), on the training rows",
+        "(loaded with SOM.from_weights), on the training rows",
     ]
-    finish("peers", table, options.quick, load)
+    finish("peers", table, options.quick, start)
 
 
 if __name__ == "__main__":

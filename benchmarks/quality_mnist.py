@@ -29,12 +29,12 @@ from _common import (
     BENCH_DIR,
     Table,
     finish,
-    load_average,
     load_mnist,
     parser,
     pca_init,
     run_child,
     scored_som,
+    start_state,
 )
 from peers import VENV, ensure_peers, venv_python
 
@@ -46,18 +46,16 @@ SIMPSOM_REFERENCE_SECONDS = 80.0
 
 def label_match(som, x: np.ndarray, labels: np.ndarray) -> float:
     """Share of rows whose BMU's majority label (over the rows it wins) is their own."""
-    bmu = som.predict(x)
-    n_labels = int(labels.max()) + 1
-    votes = np.bincount(bmu * n_labels + labels, minlength=som.weights_.shape[0] * n_labels)
-    majority = votes.reshape(-1, n_labels).argmax(axis=1)
-    return float(np.mean(majority[bmu] == labels))
+    from dasksom.evaluation import majority_label_accuracy
+
+    return majority_label_accuracy(som.predict(x), labels, som.weights_.shape[0])
 
 
 def main() -> None:
     arguments = parser(__doc__)
     arguments.add_argument("--limit", type=float, default=600.0, help="seconds per run")
     options = arguments.parse_args()
-    load = load_average()
+    start = start_state()
     full_rows, full_side, pair_rows, pair_side = (
         (3000, 10, 1000, 6) if options.quick else (60_000, 50, 10_000, 20)
     )
@@ -146,7 +144,7 @@ def main() -> None:
         "trained without PBC",
         "label: share of rows whose BMU's majority label (over the rows it wins) is their own",
     ]
-    finish("quality_mnist", table, options.quick, load)
+    finish("quality_mnist", table, options.quick, start)
 
 
 def verdicts(results: dict, full_rows: int, pair_rows: int) -> list[str]:

@@ -28,7 +28,6 @@ from _common import (
     Table,
     blas_info,
     finish,
-    load_average,
     load_mnist,
     local_cluster,
     median_epoch_seconds,
@@ -36,6 +35,7 @@ from _common import (
     min_seconds,
     parser,
     run_child,
+    start_state,
 )
 from threadpoolctl import threadpool_limits
 
@@ -67,6 +67,16 @@ def fit_history(x: np.ndarray, height: int, width: int, epochs: int) -> list[dic
     som = SOM(height, width, topology="hexagonal", neighborhood="gaussian", metric="euclidean")
     som.set_params(init="sample", epochs=epochs, random_state=0)
     return som.fit(x).history_
+
+
+def epoch_sums_seconds(x: np.ndarray, weights: np.ndarray, repeats: int) -> float:
+    """Median time of the engine's distributed part of an epoch, on the current scheduler."""
+    from dasksom import engine
+    from dasksom.io import as_dask_array
+
+    data = as_dask_array(x).persist()
+    engine.epoch_sums(data, weights, "euclidean")  # warm-up: first task runs, imports
+    return median_seconds(lambda: engine.epoch_sums(data, weights, "euclidean"), repeats)
 
 
 def profile_chunk(x: np.ndarray, weights: np.ndarray, repeats: int) -> dict[str, float]:
@@ -129,7 +139,7 @@ def main() -> None:
         print(json.dumps({"seconds": product_seconds(x, n_nodes, repeats), "blas": blas_info()}))
         return
 
-    load = load_average()
+    start = start_state()
     rows, (height, width), epochs, repeats = (
         (6000, (20, 20), 3, 2) if options.quick else (60000, (50, 50), 5, 5)
     )
@@ -163,15 +173,23 @@ def main() -> None:
         )
         table.details["product_without_blas_env"] = bare
 
-    epoch_times = {}
+    weights = x[np.random.default_rng(0).choice(len(x), n_nodes, replace=False)]
+    weights = weights.astype(np.float64)
     started = time.perf_counter()
     history = fit_history(x, height, width, epochs)
-    epoch_times["threaded"] = median_epoch_seconds(history)
+    epoch_times = {"threaded": median_epoch_seconds(history)}
     table.details["history_threaded"] = history
+    parts = {"threaded: epoch_sums (chunks and reduction)": epoch_sums_seconds(x, weights, 3)}
     cluster, client = local_cluster(2)
     with cluster, client:
         table.details["worker_blas"] = client.run(blas_info)
         history = fit_history(x, height, width, epochs)
+        parts["LocalCluster: epoch_sums (scatter W, chunks, reduction, gather)"] = (
+            epoch_sums_seconds(x, weights, 3)
+        )
+        parts["LocalCluster: scatter W to the workers"] = median_seconds(
+            lambda: client.scatter(weights, broadcast=True, hash=False), 3
+        )
     epoch_times["LocalCluster"] = median_epoch_seconds(history)
     table.details["history_local_cluster"] = history
     table.details["fit_wall_seconds"] = time.perf_counter() - started
@@ -186,9 +204,9 @@ def main() -> None:
             f"<= {target}",
             "yes" if ratio <= target else "NO",
         )
+    for name, seconds in parts.items():
+        table.add(f"  {name}", seconds, seconds / product, None, None)
 
-    weights = x[np.random.default_rng(0).choice(len(x), n_nodes, replace=False)]
-    weights = weights.astype(np.float64)
     chunk = np.ascontiguousarray(x[:chunk_rows])
     for name, seconds in profile_chunk(chunk, weights, repeats).items():
         table.add(f"  one chunk: {name}", seconds * waves, seconds * waves / product, None, None)
@@ -198,11 +216,13 @@ def main() -> None:
         f"'one chunk' rows: one {chunk_rows}-row chunk with one BLAS thread, as the engine runs "
         f"it, times {waves} (chunks per thread), i.e. its share of one epoch",
         "'client' rows: once per epoch, on the client, all BLAS threads",
-        "profile rows ('one chunk', 'client'): fastest of the repeats; headline rows: median",
+        "profile rows ('one chunk', 'client'): fastest of the repeats; the other rows: median",
+        "epoch = epoch_sums + client update + bookkeeping; epoch_sums = chunk work spread over "
+        "the threads + reduction (+ transfers on the LocalCluster)",
         f"BLAS (threadpoolctl): {blas_info()}; "
         + ", ".join(f"{name}={os.environ.get(name)!r}" for name in BLAS_ENV),
     ]
-    finish("roofline", table, options.quick, load)
+    finish("roofline", table, options.quick, start)
 
 
 if __name__ == "__main__":

@@ -12,11 +12,11 @@ from __future__ import annotations
 from _common import (
     Table,
     finish,
-    load_average,
     load_mnist,
     local_cluster,
     median_epoch_seconds,
     parser,
+    start_state,
 )
 
 
@@ -31,7 +31,7 @@ def epoch_seconds(x, n_workers: int, side: int, epochs: int) -> float:
 
 def main() -> None:
     options = parser(__doc__).parse_args()
-    load = load_average()
+    start = start_state()
     rows, side, epochs = (6000, 20, 3) if options.quick else (60_000, 50, 4)
     x, _ = load_mnist(rows)
     table = Table(
@@ -45,7 +45,7 @@ def main() -> None:
         baseline = baseline or seconds
         speedup = baseline / seconds
         table.add(n_workers, seconds, rows / seconds, speedup, speedup / n_workers)
-    finish("scaling", table, options.quick, load)
+    finish("scaling", table, options.quick, start)
 
 
 if __name__ == "__main__":
