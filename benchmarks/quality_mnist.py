@@ -38,17 +38,12 @@ from _common import (
 )
 from peers import VENV, ensure_peers, venv_python
 
+from dasksom.evaluation import majority_label_accuracy
+
 CHILD = BENCH_DIR / "_peer_child.py"
 METRIC = "cosine"
 EPOCHS = 10
 SIMPSOM_REFERENCE_SECONDS = 80.0
-
-
-def label_match(som, x: np.ndarray, labels: np.ndarray) -> float:
-    """Share of rows whose BMU's majority label (over the rows it wins) is their own."""
-    from dasksom.evaluation import majority_label_accuracy
-
-    return majority_label_accuracy(som.predict(x), labels, som.weights_.shape[0])
 
 
 def main() -> None:
@@ -135,7 +130,7 @@ def main() -> None:
                 report["peak_rss_mib"],
                 measured["qe"],
                 measured["te"],
-                label_match(som, x, labels),
+                majority_label_accuracy(som.predict(x), labels, som.lattice_.n_nodes),
             )
     table.notes += verdicts(results, full_rows, pair_rows)
     table.notes += [
