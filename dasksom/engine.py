@@ -86,10 +86,6 @@ def _add(*parts: PartialSums) -> PartialSums:
     return total
 
 
-def _finish(part: PartialSums) -> PartialSums:
-    return part.to_host()
-
-
 def epoch_sums(
     data: da.Array, weights: np.ndarray, metric: str, check_finite: bool = False
 ) -> PartialSums:
@@ -111,7 +107,7 @@ def epoch_sums(
         add = dask.delayed(_add, pure=True)
         parts = [add(*parts[i : i + SPLIT_EVERY]) for i in range(0, len(parts), SPLIT_EVERY)]
     with compute_context():
-        (result,) = dask.compute(dask.delayed(_finish, pure=True)(parts[0]))
+        (result,) = dask.compute(dask.delayed(PartialSums.to_host, pure=True)(parts[0]))
     return result
 
 
