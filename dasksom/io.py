@@ -46,6 +46,7 @@ import uuid
 import zipfile
 import zlib
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,6 +57,8 @@ import zarr
 from dask.base import tokenize
 from dask.utils import parse_bytes
 from fsspec.implementations.local import LocalFileSystem
+
+from .atomic import atomic_directory
 
 # Aim for chunks of this many bytes: big enough to keep BLAS busy, small enough to stream.
 TARGET_CHUNK_BYTES = 128 * 2**20
@@ -252,7 +255,10 @@ def to_zarr(
     """Copy any source into a zarr array chunked by whole rows, streaming chunk by chunk.
 
     The array is written under a temporary name beside ``path`` and renamed to ``path`` once
-    complete, so ``path`` never holds a half-written store.
+    complete, so ``path`` never holds a half-written store.  The copy runs on this machine
+    with the threaded scheduler; on an error or an interrupt (Ctrl-C) the running writes are
+    waited for, the partial store is removed, any earlier store at ``path`` is left as it
+    was, and the error is raised again.
 
     Parameters
     ----------
@@ -292,11 +298,8 @@ def to_zarr(
         )
     array = as_dask_array(source, key=key, storage_options=storage_options)
     rows = _rows_for(chunks, array.shape, array.dtype, per_core=0)
-    parent, name = posixpath.split(target)
-    tag = uuid.uuid4().hex[:8]
-    partial = posixpath.join(parent, f".{name}.partial-{tag}")
     local = isinstance(fs, LocalFileSystem)
-    try:
+    with _staged_store(fs, target) as partial:
         stored = zarr.create_array(
             store=partial if local else fs.unstrip_protocol(partial),
             shape=array.shape,
@@ -305,8 +308,27 @@ def to_zarr(
             zarr_format=zarr_format,
             storage_options=None if local else options,
         )
-        # One dask chunk per stored chunk: no two tasks write the same chunk, so no lock.
-        da.store(array.rechunk({0: rows}), stored, lock=False)
+        _store_all(array.rechunk({0: rows}), stored)
+    return open_array(path, storage_options=storage_options)
+
+
+@contextlib.contextmanager
+def _staged_store(fs: Any, target: str) -> Iterator[str]:
+    """Yield a fresh folder beside ``target`` to write into; it becomes ``target`` on success.
+
+    Local folders go through :func:`dasksom.atomic.atomic_directory`.  Other filesystems
+    have no such rename: the folder is moved over ``target`` (replacing an old one only once
+    the new one is complete) and removed on failure.
+    """
+    if isinstance(fs, LocalFileSystem):
+        with atomic_directory(target) as tmp:
+            yield str(tmp)
+        return
+    parent, name = posixpath.split(target)
+    tag = uuid.uuid4().hex[:8]
+    partial = posixpath.join(parent, f".{name}.partial-{tag}")
+    try:
+        yield partial
         if fs.exists(target):
             replaced = posixpath.join(parent, f".{name}.replaced-{tag}")
             fs.mv(target, replaced, recursive=True)
@@ -318,7 +340,21 @@ def to_zarr(
         if fs.exists(partial):
             fs.rm(partial, recursive=True)
         raise
-    return open_array(path, storage_options=storage_options)
+
+
+def _store_all(array: da.Array, stored: zarr.Array) -> None:
+    """Write ``array`` into ``stored`` with threads of our own, on this machine.
+
+    Whatever ends the write (an error in a task, or Ctrl-C), the tasks already running are
+    waited for and the queued ones cancelled before this returns, so no write lands in the
+    store after the caller has removed it.
+    """
+    pool = ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="dasksom-to-zarr")
+    try:
+        # One dask chunk per stored chunk: no two tasks write the same chunk, so no lock.
+        da.store(array, stored, lock=False, scheduler="threads", pool=pool)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 # --- chunking -----------------------------------------------------------------------------

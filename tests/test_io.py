@@ -2,7 +2,10 @@
 
 import os
 import pickle
+import signal
 import sys
+import threading
+import time
 
 import dask.array as da
 import fsspec
@@ -306,6 +309,58 @@ def test_to_zarr_failure_leaves_nothing(tmp_path):
 
 def test_to_zarr_writes_to_a_memory_url(memory_fs, data):
     check(to_zarr(data, "memory://dasksom-test/x.zarr"), data)
+
+
+def test_to_zarr_memory_url_failure_leaves_nothing(memory_fs):
+    broken = da.from_delayed(_fail(), shape=(4, 2), dtype="f8")
+    memory_fs.mkdir("/dasksom-test")
+    with pytest.raises(RuntimeError, match="boom"):
+        to_zarr(broken, "memory://dasksom-test/x.zarr")
+    assert memory_fs.ls("/dasksom-test") == []
+
+
+def _interrupted(n_blocks, interrupt_at):
+    """Rows that take a while per chunk, and a Ctrl-C when chunk ``interrupt_at`` is read."""
+
+    def read(block, block_info=None):
+        if block_info[0]["chunk-location"][0] == interrupt_at:
+            time.sleep(0.1)  # the other threads are busy with their chunks by now
+            raise KeyboardInterrupt
+        time.sleep(0.3)
+        return block
+
+    rows = da.ones((n_blocks * 10, 3), chunks=(10, 3))
+    return rows.map_blocks(read, dtype=rows.dtype)
+
+
+def test_interrupted_to_zarr_leaves_nothing(tmp_path):
+    with pytest.raises(KeyboardInterrupt):
+        to_zarr(_interrupted(8, 3), tmp_path / "x.zarr", chunks=10)
+    # Writes still running at the interrupt would land after the cleanup.
+    time.sleep(0.6)
+    assert os.listdir(tmp_path) == []
+
+
+def test_ctrl_c_during_to_zarr_leaves_nothing(tmp_path):
+    slow = _interrupted(8, interrupt_at=-1)
+    timer = threading.Timer(0.45, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            to_zarr(slow, tmp_path / "x.zarr", chunks=10)
+    finally:
+        timer.cancel()
+    time.sleep(0.6)
+    assert os.listdir(tmp_path) == []
+
+
+def test_interrupted_to_zarr_keeps_the_old_store(tmp_path, data):
+    to_zarr(data, tmp_path / "x.zarr")
+    with pytest.raises(KeyboardInterrupt):
+        to_zarr(_interrupted(8, 3), tmp_path / "x.zarr", chunks=10, overwrite=True)
+    time.sleep(0.6)
+    assert os.listdir(tmp_path) == ["x.zarr"]
+    check(open_array(tmp_path / "x.zarr"), data)
 
 
 # --- errors -------------------------------------------------------------------------------
