@@ -68,21 +68,33 @@ class Lattice:
         """Column index of every node, shape ``(M,)``."""
         return np.tile(np.arange(self.width), self.height)
 
+    @property
+    def row_height(self) -> float:
+        """Distance between neighbouring rows: 1 on the square lattice, ``sqrt(3) / 2`` on the
+        hexagonal one."""
+        return float(HEX_ROW_HEIGHT) if self.topology == "hexagonal" else 1.0
+
+    @cached_property
+    def row_offsets(self) -> np.ndarray:
+        """x offset of each row's first node, shape ``(height,)``: 0.5 for the odd rows of a
+        hexagonal map, else 0."""
+        offsets = np.zeros(self.height)
+        if self.topology == "hexagonal":
+            offsets[1::2] = 0.5
+        offsets.setflags(write=False)
+        return offsets
+
     @cached_property
     def positions(self) -> np.ndarray:
         """``(M, 2)`` array of node positions ``(x, y)`` in node order."""
-        x = self.cols.astype(float)
-        y = self.rows.astype(float)
-        if self.topology == "hexagonal":
-            x = x + 0.5 * (self.rows % 2)
-            y = y * HEX_ROW_HEIGHT
+        x = self.cols + self.row_offsets[self.rows]
+        y = self.rows * self.row_height
         return np.column_stack([x, y])
 
     @property
     def extent(self) -> tuple[float, float]:
         """Size ``(W, H)`` of the torus the map wraps onto when ``pbc`` is set."""
-        row_height = HEX_ROW_HEIGHT if self.topology == "hexagonal" else 1.0
-        return float(self.width), self.height * row_height
+        return float(self.width), self.height * self.row_height
 
     def wrap(self, dx: np.ndarray, dy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Position differences, reduced to the minimum image when the map is periodic."""
@@ -117,6 +129,41 @@ class Lattice:
         d = self.distances_from(node)[0]
         (found,) = np.nonzero((d > 0) & (d <= NEIGHBOR_DISTANCE))
         return found
+
+    @cached_property
+    def neighbor_pairs(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every pair of neighbouring nodes once, as index arrays ``(a, b)`` with ``a < b``.
+
+        Neighbours are the nodes within :data:`NEIGHBOR_DISTANCE`, across the seams when the
+        map is periodic, as in :meth:`neighbors`.  Candidates come from each node's "forward"
+        lattice steps (right, and the 1 or 2 nodes of the next row), so time and memory stay
+        linear in the number of nodes; the lattice distance then decides, which keeps tiny
+        tori right, where a step can wrap onto the node itself or reach a neighbour twice.
+        The arrays are sorted by ``(a, b)`` and read-only.
+        """
+        rows, cols = self.rows, self.cols
+        steps = [(0, 1), (1, 0)]
+        if self.topology == "hexagonal":
+            # Odd rows sit half a node right: the other node above is one column left (even
+            # rows) or right (odd rows).
+            steps.append((1, np.where(rows % 2 == 1, 1, -1)))
+        node = np.tile(np.arange(self.n_nodes), len(steps))
+        r = np.concatenate([rows + dr for dr, _ in steps])
+        c = np.concatenate([cols + dc for _, dc in steps])
+        if self.pbc:
+            r, c = r % self.height, c % self.width
+        else:
+            inside = (r < self.height) & (c >= 0) & (c < self.width)
+            node, r, c = node[inside], r[inside], c[inside]
+        other = r * self.width + c
+        d = self.pair_distances(node, other)
+        keep = (d > 0) & (d <= NEIGHBOR_DISTANCE)
+        lo, hi = np.minimum(node, other)[keep], np.maximum(node, other)[keep]
+        codes = np.unique(lo.astype(np.int64) * self.n_nodes + hi)
+        a, b = codes // self.n_nodes, codes % self.n_nodes
+        a.setflags(write=False)
+        b.setflags(write=False)
+        return a, b
 
     def to_dict(self) -> dict:
         return {

@@ -1,9 +1,11 @@
 import itertools
+import time
 
 import numpy as np
 import pytest
 
 from dasksom import Lattice
+from dasksom.lattice import NEIGHBOR_DISTANCE
 from dasksom.schedule import radius_schedule
 
 from . import reference
@@ -113,3 +115,60 @@ def test_non_positive_radius_is_refused(sigma):
 def test_unknown_decay_is_refused():
     with pytest.raises(ValueError, match="exponential, linear"):
         radius_schedule(10, 10, 5, sigma=(3.0, 1.0), decay="cosine")
+
+
+# --- neighbour pairs and row geometry ---------------------------------------------------------
+
+
+def brute_force_pairs(lattice):
+    d = lattice.distance_matrix()
+    a, b = np.nonzero((d > 0) & (d <= NEIGHBOR_DISTANCE))
+    upper = a < b
+    return a[upper], b[upper]
+
+
+PAIR_CASES = [
+    (height, width, topology, pbc)
+    for height, width in [(1, 1), (1, 2), (2, 1), (2, 2), (2, 3), (4, 1), (4, 6), (6, 5), (5, 7)]
+    for topology, pbc in itertools.product(["square", "hexagonal"], [False, True])
+    # A hexagonal torus needs an even height.
+    if not (topology == "hexagonal" and pbc and height % 2)
+]
+
+
+@pytest.mark.parametrize("height,width,topology,pbc", PAIR_CASES)
+def test_neighbor_pairs_match_the_distance_matrix(height, width, topology, pbc):
+    lattice = Lattice(height, width, topology, pbc)
+    a, b = lattice.neighbor_pairs
+    expected_a, expected_b = brute_force_pairs(lattice)
+    np.testing.assert_array_equal(a, expected_a)
+    np.testing.assert_array_equal(b, expected_b)
+
+
+def test_neighbor_pairs_agree_with_neighbors():
+    lattice = Lattice(6, 8, "hexagonal", pbc=True)
+    a, b = lattice.neighbor_pairs
+    for k in range(lattice.n_nodes):
+        found = np.sort(np.concatenate([b[a == k], a[b == k]]))
+        np.testing.assert_array_equal(found, lattice.neighbors(k))
+
+
+def test_neighbor_pairs_of_a_large_map_are_quick_and_cached():
+    lattice = Lattice(500, 500, "hexagonal", pbc=True)
+    started = time.perf_counter()
+    a, b = lattice.neighbor_pairs
+    assert time.perf_counter() - started < 5.0
+    # Every node of a hexagonal torus has 6 neighbours, each pair counted once.
+    assert len(a) == 3 * lattice.n_nodes
+    assert lattice.neighbor_pairs[0] is a
+    assert not a.flags.writeable
+
+
+@pytest.mark.parametrize("topology", ["square", "hexagonal"])
+def test_row_offsets_and_height_give_the_positions(topology):
+    lattice = Lattice(5, 4, topology)
+    x, y = lattice.positions.T
+    np.testing.assert_allclose(x - lattice.cols, lattice.row_offsets[lattice.rows])
+    np.testing.assert_allclose(y, lattice.rows * lattice.row_height)
+    expected = [0, 0.5, 0, 0.5, 0] if topology == "hexagonal" else [0] * 5
+    np.testing.assert_array_equal(lattice.row_offsets, expected)
