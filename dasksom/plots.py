@@ -21,11 +21,11 @@ from .plotting import (
     Hexagons,
     Squares,
     Tiling,
-    _add_colorbar,
-    _categorical_colors,
-    _draw_line,
-    _save_and_show,
+    add_colorbar,
+    categorical_colors,
+    draw_line,
     draw_tiles,
+    save_and_show,
 )
 
 __all__ = ["plot_map", "line_plot", "scatter_on_map", "Squares", "Hexagons"]
@@ -72,8 +72,8 @@ def plot_map(
     mappable = draw_tiles(centers, feature, polygons_class, ax=ax, cmap=kwargs.get("cmap"))
     ax.set_title(kwargs.get("title", "SOM"), size=fontsize * 1.15)
     if mappable is not None:
-        _add_colorbar(ax, mappable, kwargs.get("cbar_label", "Feature value"), fontsize)
-    _save_and_show(fig, show, print_out, file_name, "./som_plot.png")
+        add_colorbar(ax, mappable, kwargs.get("cbar_label", "Feature value"), fontsize)
+    save_and_show(fig, show, print_out, file_name, "./som_plot.png")
     return fig, ax
 
 
@@ -105,7 +105,7 @@ def line_plot(
     """
     y_val = np.asarray(y_val, dtype=float)
     fig, ax = plt.subplots(figsize=kwargs.get("figsize", (5, 5)))
-    _draw_line(
+    draw_line(
         ax,
         np.arange(len(y_val)) if x_val is None else x_val,
         y_val,
@@ -119,7 +119,7 @@ def line_plot(
         integer_x=x_val is None,
     )
     fig.tight_layout()
-    _save_and_show(fig, show, print_out, file_name, "./line_plot.png")
+    save_and_show(fig, show, print_out, file_name, "./line_plot.png")
     return fig, ax
 
 
@@ -158,7 +158,7 @@ def scatter_on_map(
     fontsize = kwargs.get("fontsize", _FONTSIZE)
     feature = np.full(len(np.asarray(centers)), np.nan) if color_val is None else color_val
     fig, ax = plot_map(centers, feature, polygons_class, show=False, print_out=False, **kwargs)
-    colors = _categorical_colors(kwargs.get("cmap"), len(datagroups))
+    colors = categorical_colors(kwargs.get("cmap"), len(datagroups))
     for i, (group, color) in enumerate(zip(datagroups, colors, strict=True)):
         points = np.asarray(group, dtype=float).reshape(-1, 2)
         ax.scatter(
@@ -173,5 +173,5 @@ def scatter_on_map(
         title_fontsize=fontsize,
         ncol=len(datagroups) // 10 + 1,
     )
-    _save_and_show(fig, show, print_out, file_name, "./som_scatter.png")
+    save_and_show(fig, show, print_out, file_name, "./som_scatter.png")
     return fig, ax

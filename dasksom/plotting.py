@@ -6,6 +6,9 @@ Every plot takes a fitted map (anything with ``weights_`` of shape ``(M, D)`` an
 ``cmap`` (a colormap name or object), ``show``, ``print_out`` and ``file_name`` as simpsom does,
 and return ``(fig, ax)``.  Tiles are drawn as one :class:`~matplotlib.collections.PolyCollection`
 so that maps of tens of thousands of nodes render in about a second.
+
+The numbers behind the pictures live elsewhere: geometry in :class:`~dasksom.Lattice`, the
+U-matrix values in :mod:`dasksom.analysis` (:func:`node_differences` is re-exported here).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.collections import PolyCollection  # noqa: E402
+from matplotlib.colorbar import Colorbar  # noqa: E402
 from matplotlib.colors import BoundaryNorm, Colormap, ListedColormap  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import Patch, Rectangle  # noqa: E402
@@ -39,8 +43,9 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 from mpl_toolkits.axes_grid1 import make_axes_locatable  # noqa: E402
 from numpy.typing import ArrayLike  # noqa: E402
 
+from .analysis import node_differences  # noqa: E402
 from .evaluation import label_votes  # noqa: E402
-from .lattice import NEIGHBOR_DISTANCE, Lattice  # noqa: E402
+from .lattice import Lattice  # noqa: E402
 
 __all__ = [
     "Squares",
@@ -56,14 +61,20 @@ __all__ = [
     "plot_weight_mosaic",
     "plot_projection",
     "plot_convergence",
+    "categorical_colors",
+    "add_colorbar",
+    "draw_line",
+    "save_and_show",
 ]
 
 CmapLike = str | Colormap
 # Colour of nodes without a value (no hits, no label) and of the lines around them.
 EMPTY_FACE = "#ffffff"
 EMPTY_EDGE = "#c8c8c8"
-# A component-plane grid of more features than this must name its features.
-MAX_DEFAULT_PLANES = 36
+# Nodes no sample hits: hatched in dark grey, which stands out against every colormap's light
+# end, so that they don't read as holes in the map.
+NO_HITS_COLOR = "#4d4d4d"
+NO_HITS_HATCH = "////"
 
 
 # --------------------------------------------------------------------------------------------
@@ -139,76 +150,7 @@ def tiling_for(lattice: Lattice | str) -> type[Tiling]:
 
 
 # --------------------------------------------------------------------------------------------
-# U-matrix values
-
-
-def _neighbor_pairs(lattice: Lattice) -> tuple[np.ndarray, np.ndarray]:
-    """All ``(node, neighbour)`` pairs at lattice distance 1 (periodic boundaries honoured).
-
-    Candidates come from the row/column offsets of the 4 (square) or 6 (hexagonal) adjacent
-    nodes, so memory stays linear in the number of nodes; the lattice's own distance then
-    decides, which keeps this equal to :meth:`Lattice.neighbors` on tiny tori too.
-    """
-    rows, cols = lattice.rows, lattice.cols
-    offsets = [(0, -1), (0, 1), (-1, 0), (1, 0)]
-    candidates_r, candidates_c = [], []
-    for dr, dc in offsets:
-        candidates_r.append(rows + dr)
-        candidates_c.append(cols + dc)
-    if lattice.topology == "hexagonal":
-        # Odd rows are shifted right, so their diagonal neighbours lie one column further right.
-        side = np.where(rows % 2 == 1, 1, -1)
-        for dr in (-1, 1):
-            candidates_r.append(rows + dr)
-            candidates_c.append(cols + side)
-    node = np.tile(np.arange(lattice.n_nodes), len(candidates_r))
-    r = np.concatenate(candidates_r)
-    c = np.concatenate(candidates_c)
-    if lattice.pbc:
-        r, c = r % lattice.height, c % lattice.width
-    else:
-        inside = (r >= 0) & (r < lattice.height) & (c >= 0) & (c < lattice.width)
-        node, r, c = node[inside], r[inside], c[inside]
-    other = r * lattice.width + c
-    d = lattice.pair_distances(node, other)
-    keep = (d > 0) & (d <= NEIGHBOR_DISTANCE)
-    # A torus 1 or 2 nodes across reaches the same neighbour from both sides: count it once.
-    pairs = np.unique(node[keep] * lattice.n_nodes + other[keep])
-    return pairs // lattice.n_nodes, pairs % lattice.n_nodes
-
-
-def node_differences(weights: ArrayLike, lattice: Lattice) -> np.ndarray:
-    """U-matrix values: each node's mean Euclidean weight distance to its lattice neighbours.
-
-    Parameters
-    ----------
-    weights : array-like of shape (M, D)
-        Node weights, node ``k = r * width + c``.
-    lattice : Lattice
-        The map's lattice.  Neighbours are the nodes at lattice distance 1 (up to 1.01); on a
-        periodic map they wrap around the seams, so a torus has no edge nodes.
-
-    Returns
-    -------
-    ndarray of shape (M,)
-        NaN for a node without neighbours (a 1 x 1 map).
-    """
-    weights = np.asarray(weights, dtype=float)
-    if weights.ndim != 2 or weights.shape[0] != lattice.n_nodes:
-        raise ValueError(
-            f"weights must have shape (M, D) with M = {lattice.n_nodes} nodes for a "
-            f"{lattice.height} x {lattice.width} map, got {weights.shape}."
-        )
-    node, other = _neighbor_pairs(lattice)
-    distances = np.linalg.norm(weights[node] - weights[other], axis=1)
-    totals = np.bincount(node, weights=distances, minlength=lattice.n_nodes)
-    counts = np.bincount(node, minlength=lattice.n_nodes)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return totals / counts
-
-
-# --------------------------------------------------------------------------------------------
-# Shared helpers
+# Shared helpers (public ones are also the building blocks of :mod:`dasksom.plots`)
 
 
 def _colormap(cmap: CmapLike | None, default: str = "viridis") -> Colormap:
@@ -217,8 +159,13 @@ def _colormap(cmap: CmapLike | None, default: str = "viridis") -> Colormap:
     return base.with_extremes(bad=EMPTY_FACE)
 
 
-def _categorical_colors(cmap: CmapLike | None, n: int) -> np.ndarray:
-    """``n`` distinct RGBA colours: a qualitative map's own colours, else evenly sampled."""
+def categorical_colors(cmap: CmapLike | None, n: int) -> np.ndarray:
+    """``n`` distinct RGBA colours, shape ``(n, 4)``, e.g. one per label or group.
+
+    A qualitative colormap (``tab10``, ``Set2`` ...) gives its own colours in order, cycling
+    when ``n`` is larger; any other map is sampled evenly.  By default ``tab10``, ``tab20`` or
+    ``turbo`` by ``n``.
+    """
     if cmap is None:
         cmap = "tab10" if n <= 10 else "tab20" if n <= 20 else "turbo"
     cmap = matplotlib.colormaps[cmap] if isinstance(cmap, str) else cmap
@@ -245,12 +192,19 @@ def _to_numpy(values: Any) -> np.ndarray:
     return np.asarray(values)
 
 
-def _bmus(som: Any, X: Any) -> np.ndarray:
-    return _to_numpy(som.predict(X)).astype(np.int64, copy=False)
-
-
-def _row_height(lattice: Lattice) -> float:
-    return lattice.extent[1] / lattice.height
+def _host_bmus(som: Any, X: Any, bmus: ArrayLike | None, n_nodes: int) -> np.ndarray:
+    """Each sample's best-matching unit as a host int array: ``bmus`` when the caller has
+    them, else one pass over ``X``."""
+    if bmus is None:
+        if X is None:
+            raise ValueError("Pass the data X, or its best-matching units as bmus=.")
+        # The estimator's own host path when it has one; predict gives numpy or dask.
+        find = getattr(som, "best_matching_units", None) or som.predict
+        bmus = find(X)
+    bmus = _to_numpy(bmus).astype(np.int64, copy=False).ravel()
+    if bmus.size and (bmus.min() < 0 or bmus.max() >= n_nodes):
+        raise ValueError(f"bmus must be node indices in [0, {n_nodes}).")
+    return bmus
 
 
 def _torus_bounds(lattice: Lattice) -> tuple[float, float, float, float] | None:
@@ -262,7 +216,7 @@ def _torus_bounds(lattice: Lattice) -> tuple[float, float, float, float] | None:
     if not lattice.pbc:
         return None
     size_x, size_y = lattice.extent
-    return -0.5, -_row_height(lattice) / 2, size_x, size_y
+    return -0.5, -lattice.row_height / 2, size_x, size_y
 
 
 def _map_figsize(width: float, height: float, colorbar: bool) -> tuple[float, float]:
@@ -280,10 +234,19 @@ def _axes(ax: Axes | None, figsize: tuple[float, float]) -> tuple[Figure, Axes]:
     return fig, ax
 
 
-def _save_and_show(
-    fig: Figure, show: bool, print_out: bool, file_name: str | os.PathLike | None, default: str
+def save_and_show(
+    fig: Figure,
+    show: bool,
+    print_out: bool,
+    file_name: str | os.PathLike | None,
+    default: str,
 ) -> None:
-    """Save to ``file_name`` (``.png`` added without a known extension) and/or show."""
+    """Save ``fig`` and/or show it, as every plot's ``show`` / ``print_out`` do.
+
+    With ``print_out`` the figure goes to ``file_name`` (``default`` when None) at 150 dpi;
+    ``.png`` is added to a name without an extension matplotlib can write.  With ``show``,
+    ``plt.show()`` is called.
+    """
     if print_out:
         path = Path(file_name if file_name is not None else default)
         if path.suffix.lstrip(".").lower() not in fig.canvas.get_supported_filetypes():
@@ -293,8 +256,11 @@ def _save_and_show(
         plt.show()
 
 
-def _add_colorbar(ax: Axes, mappable: Any, label: str | None, fontsize: float | None = None):
-    """A colorbar as tall as the (aspect-locked) map, right of it."""
+def add_colorbar(
+    ax: Axes, mappable: Any, label: str | None, fontsize: float | None = None
+) -> Colorbar:
+    """A colorbar as tall as the (aspect-locked) map in ``ax``, right of it, without an
+    outline; ``fontsize`` sizes its label (ticks 15% smaller)."""
     cax = make_axes_locatable(ax).append_axes("right", size="4%", pad=0.08)
     cbar = ax.figure.colorbar(mappable, cax=cax)
     cbar.outline.set_visible(False)
@@ -326,6 +292,45 @@ def _wrap_points(points: np.ndarray, bounds: Sequence[float] | None) -> np.ndarr
         return points
     x0, y0, w, h = bounds
     return np.column_stack([x0 + (points[:, 0] - x0) % w, y0 + (points[:, 1] - y0) % h])
+
+
+def draw_line(
+    ax: Axes,
+    x: ArrayLike,
+    y: ArrayLike,
+    *,
+    color: Any,
+    xlabel: str | None,
+    ylabel: str | None,
+    title: str | None,
+    logx: bool = False,
+    logy: bool = False,
+    fontsize: float | None = None,
+    integer_x: bool = False,
+    label: str | None = None,
+) -> None:
+    """A plain line with markers into ``ax``: the core of :func:`plot_convergence` and of
+    simpsom's ``line_plot``.
+
+    ``logx`` / ``logy`` make an axis logarithmic, ``integer_x`` puts ticks on whole numbers
+    only, ``fontsize`` sizes the labels (the title 15% larger, ticks 15% smaller) and
+    ``label`` names the line for a legend.  The top and right spines are hidden.
+    """
+    ax.plot(x, y, marker="o", markersize=4, color=color, label=label)
+    if logx:
+        ax.set_xscale("log")
+    if logy:
+        ax.set_yscale("log")
+    if integer_x:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    ax.set_xlabel(xlabel or "", fontsize=fontsize)
+    ax.set_ylabel(ylabel or "", fontsize=fontsize)
+    if title:
+        ax.set_title(title, fontsize=fontsize * 1.15 if fontsize else None)
+    if fontsize:
+        ax.tick_params(labelsize=fontsize * 0.85)
 
 
 # --------------------------------------------------------------------------------------------
@@ -378,33 +383,47 @@ def draw_tiles(
     if bounds is not None:
         verts, values = _wrap_tiles(verts, values, bounds)
     empty = np.isnan(values)
-    clip = None
-    if bounds is not None:
-        clip = Rectangle(bounds[:2], bounds[2], bounds[3], transform=ax.transData)
-
-    vmin, vmax = kwargs.pop("vmin", None), kwargs.pop("vmax", None)
     mappable = None
     if not empty.all():
-        # Antialiased neighbours leave faint light seams between tiles: fill without it, and
-        # stroke a hairline in the face colour so vector output (pdf, svg) closes them too.
-        style = {"edgecolors": "face", "linewidths": 0.3, "antialiased": False, **kwargs}
-        mappable = PolyCollection(
-            verts[~empty], array=values[~empty], cmap=_colormap(cmap), **style
-        )
-        if vmin is not None or vmax is not None:
-            mappable.set_clim(vmin, vmax)
-        ax.add_collection(mappable, autolim=False)
-        if clip is not None:
-            mappable.set_clip_path(clip)
+        mappable = _coloured_tiles(verts[~empty], values[~empty], cmap, **kwargs)
+        _add_tiles(ax, mappable, bounds)
     if empty.any():
         blank = PolyCollection(
             verts[empty], facecolors=EMPTY_FACE, edgecolors=EMPTY_EDGE, linewidths=0.5
         )
-        ax.add_collection(blank, autolim=False)
-        if clip is not None:
-            blank.set_clip_path(clip)
+        _add_tiles(ax, blank, bounds)
     _frame_tiles(ax, verts, bounds)
     return mappable
+
+
+def _coloured_tiles(
+    verts: np.ndarray, values: np.ndarray, cmap: CmapLike | None, **kwargs: Any
+) -> PolyCollection:
+    vmin, vmax = kwargs.pop("vmin", None), kwargs.pop("vmax", None)
+    # Antialiased neighbours leave faint light seams between tiles: fill without it, and
+    # stroke a hairline in the face colour so vector output (pdf, svg) closes them too.
+    style = {"edgecolors": "face", "linewidths": 0.3, "antialiased": False, **kwargs}
+    tiles = PolyCollection(verts, array=values, cmap=_colormap(cmap), **style)
+    if vmin is not None or vmax is not None:
+        tiles.set_clim(vmin, vmax)
+    return tiles
+
+
+def _add_tiles(ax: Axes, tiles: PolyCollection, bounds: Sequence[float] | None) -> None:
+    """Add a tile collection, clipped to a periodic map's rectangle when there is one."""
+    ax.add_collection(tiles, autolim=False)
+    if bounds is not None:
+        tiles.set_clip_path(Rectangle(bounds[:2], bounds[2], bounds[3], transform=ax.transData))
+
+
+def _overlay_tiles(ax: Axes, lattice: Lattice, nodes: np.ndarray, **style: Any) -> None:
+    """Draw the tiles of ``nodes`` again on top, in ``style`` (e.g. hatched), wrapped and
+    clipped like the map under them."""
+    verts = tiling_for(lattice).tiles(lattice.positions[nodes])
+    bounds = _torus_bounds(lattice)
+    if bounds is not None:
+        verts, _ = _wrap_tiles(verts, np.zeros(len(verts)), bounds)
+    _add_tiles(ax, PolyCollection(verts, **style), bounds)
 
 
 def _wrap_tiles(
@@ -494,7 +513,7 @@ def draw_map(
         figsize=figsize,
         **kwargs,
     )
-    _save_and_show(fig, show, print_out, file_name, "./som_map.png")
+    save_and_show(fig, show, print_out, file_name, "./som_map.png")
     return fig, ax
 
 
@@ -531,7 +550,7 @@ def _draw_map(
     if title:
         ax.set_title(title)
     if colorbar and mappable is not None:
-        _add_colorbar(ax, mappable, cbar_label)
+        add_colorbar(ax, mappable, cbar_label)
     return fig, ax, mappable
 
 
@@ -585,10 +604,11 @@ def plot_umatrix(
 
 def plot_component_planes(
     som: Any,
-    features: int | Sequence[int] | None = None,
+    features: int | str | Sequence[int | str] | None = None,
     feature_names: Sequence[str] | None = None,
     ncols: int | None = None,
     *,
+    max_features: int = 16,
     ax: Axes | Sequence[Axes] | None = None,
     cmap: CmapLike = "viridis",
     title: str | None = None,
@@ -603,12 +623,14 @@ def plot_component_planes(
     Parameters
     ----------
     som : fitted SOM
-    features : int, sequence of int or None
-        One feature index gives one map and returns ``(fig, ax)``; a sequence gives a grid
-        and returns ``(fig, axes)``.  None means every feature (at most 36; name the ones you
-        want for wider data).
+    features : int, str, sequence of them, or None
+        Features by index or by name.  One feature gives one map and returns ``(fig, ax)``; a
+        sequence gives a grid and returns ``(fig, axes)``.  None shows the ``max_features``
+        features whose weights vary most across the map (all when there are no more), and the
+        figure title says so, e.g. "16 of 784 features, highest weight variance".
     feature_names : sequence of str, optional
-        Names of all ``D`` features, used as panel titles.
+        Names of all ``D`` features, for titles and choosing by name (default: the map's
+        ``feature_names_in_`` when it has them).
     ncols : int, optional
         Columns of the grid (about square by default).
     ax : Axes or sequence of Axes, optional
@@ -616,7 +638,7 @@ def plot_component_planes(
     cmap, colorbar, show, print_out, file_name
         As :func:`draw_map` (default file ``./som_component_planes.png``).
     title : str, optional
-        Title of a single plane, or the figure's title over a grid.
+        Title of a single plane, or the figure's title over a grid ("" for none).
     **kwargs
         Passed to :func:`draw_map` (for grids, ``figsize`` sets the whole figure's size).
 
@@ -625,79 +647,109 @@ def plot_component_planes(
     fig, ax or fig, axes
     """
     weights, lattice = _fitted(som)
-    n_features = weights.shape[1]
-    if feature_names is not None and len(feature_names) != n_features:
-        raise ValueError(f"Got {len(feature_names)} feature names for {n_features} features.")
-    single = isinstance(features, int | np.integer)
-    if features is None:
-        if n_features > MAX_DEFAULT_PLANES:
-            raise ValueError(
-                f"The map has {n_features} features, too many planes for one figure; pass "
-                "features=[...] with the indices to show."
-            )
-        features = range(n_features)
-    chosen = [int(features)] if single else [int(f) for f in features]
-    for f in chosen:
-        if not -n_features <= f < n_features:
-            raise ValueError(f"Feature {f} is out of range for {n_features} features.")
-
-    def name(f: int) -> str:
-        return str(feature_names[f]) if feature_names is not None else f"feature {f}"
-
+    names = _feature_names(som, feature_names, weights.shape[1])
     default_file = "./som_component_planes.png"
-    if single:
+    if isinstance(features, int | np.integer | str):
+        f = _feature_index(features, names, weights.shape[1])
+        label = title if title is not None else _feature_label(f, names)
+        kwargs.update(show=show, print_out=print_out, file_name=file_name or default_file)
         return draw_map(
-            weights[:, chosen[0]],
-            lattice,
-            ax=ax,
-            cmap=cmap,
-            title=title if title is not None else name(chosen[0]),
-            colorbar=colorbar,
-            show=show,
-            print_out=print_out,
-            file_name=file_name if file_name is not None else default_file,
-            **kwargs,
+            weights[:, f], lattice, ax=ax, cmap=cmap, title=label, colorbar=colorbar, **kwargs
         )
-
-    figsize = kwargs.pop("figsize", None)
-    if ax is None:
-        ncols = ncols or int(np.ceil(np.sqrt(len(chosen))))
-        nrows = int(np.ceil(len(chosen) / ncols))
-        panel_w, panel_h = _map_figsize(*lattice.extent, colorbar)
-        fig, axes = plt.subplots(
-            nrows,
-            ncols,
-            figsize=figsize or (0.6 * panel_w * ncols, 0.6 * panel_h * nrows),
-            squeeze=False,
-        )
-    else:
-        axes = np.asarray(ax, dtype=object)
-        if axes.size < len(chosen):
-            raise ValueError(f"Got {axes.size} axes for {len(chosen)} features.")
-        fig = axes.flat[0].figure
-    flat = axes.ravel()
-    for panel, f in zip(flat, chosen, strict=False):
+    chosen, default_title = _chosen_features(weights, features, names, max_features)
+    fig, axes = _plane_grid(ax, len(chosen), ncols, lattice, colorbar, kwargs.pop("figsize", None))
+    for panel, f in zip(axes.flat, chosen, strict=False):
+        label = _feature_label(f, names)
         draw_map(
-            weights[:, f],
-            lattice,
-            ax=panel,
-            cmap=cmap,
-            title=name(f),
-            colorbar=colorbar,
-            **kwargs,
+            weights[:, f], lattice, ax=panel, cmap=cmap, title=label, colorbar=colorbar, **kwargs
         )
-    for unused in flat[len(chosen) :]:
+    for unused in axes.flat[len(chosen) :]:
         unused.set_axis_off()
-    if title:
-        fig.suptitle(title)
-    _save_and_show(fig, show, print_out, file_name, default_file)
+    fig.suptitle(default_title if title is None else title)
+    save_and_show(fig, show, print_out, file_name, default_file)
+    return fig, axes
+
+
+def _feature_names(som: Any, names: Sequence[str] | None, n_features: int) -> list[str] | None:
+    """The given feature names, else the map's own ``feature_names_in_``, else None."""
+    if names is None:
+        names = getattr(som, "feature_names_in_", None)
+    if names is None:
+        return None
+    if len(names) != n_features:
+        raise ValueError(f"Got {len(names)} feature names for {n_features} features.")
+    return [str(name) for name in names]
+
+
+def _feature_index(feature: int | str, names: list[str] | None, n_features: int) -> int:
+    if isinstance(feature, str):
+        if names is None or feature not in names:
+            known = "the map has no feature names" if names is None else "not among them"
+            raise ValueError(
+                f"Unknown feature {feature!r} ({known}); pass feature_names=[...] or indices."
+            )
+        return names.index(feature)
+    if not -n_features <= int(feature) < n_features:
+        raise ValueError(f"Feature {feature} is out of range for {n_features} features.")
+    return int(feature) % n_features
+
+
+def _feature_label(f: int, names: list[str] | None) -> str:
+    return names[f] if names is not None else f"feature {f}"
+
+
+def _chosen_features(
+    weights: np.ndarray,
+    features: Sequence[int | str] | None,
+    names: list[str] | None,
+    max_features: int,
+) -> tuple[list[int], str | None]:
+    """Indices of the planes to draw and a default figure title: the ``max_features`` most
+    varying features when ``features`` is None (the title says which), else those asked for."""
+    n_features = weights.shape[1]
+    if features is not None:
+        return [_feature_index(f, names, n_features) for f in features], None
+    if max_features < 1:
+        raise ValueError(f"max_features must be at least 1, got {max_features}.")
+    if n_features <= max_features:
+        return list(range(n_features)), f"all {n_features} features"
+    # A stable sort keeps equally varying features (e.g. constant pixels) in index order.
+    order = np.argsort(-weights.var(axis=0), kind="stable")[:max_features]
+    title = f"{max_features} of {n_features} features, highest weight variance"
+    return [int(f) for f in order], title
+
+
+def _plane_grid(
+    ax: Axes | Sequence[Axes] | None,
+    n_planes: int,
+    ncols: int | None,
+    lattice: Lattice,
+    colorbar: bool,
+    figsize: tuple[float, float] | None,
+) -> tuple[Figure, np.ndarray]:
+    """A grid of axes for ``n_planes`` maps, or the caller's axes when given."""
+    if ax is not None:
+        axes = np.asarray(ax, dtype=object)
+        if axes.size < n_planes:
+            raise ValueError(f"Got {axes.size} axes for {n_planes} features.")
+        return axes.flat[0].figure, axes
+    ncols = ncols or int(np.ceil(np.sqrt(n_planes)))
+    nrows = int(np.ceil(n_planes / ncols))
+    panel_w, panel_h = _map_figsize(*lattice.extent, colorbar)
+    fig, axes = plt.subplots(
+        nrows,
+        ncols,
+        figsize=figsize or (0.6 * panel_w * ncols, 0.6 * panel_h * nrows),
+        squeeze=False,
+    )
     return fig, axes
 
 
 def plot_hits(
     som: Any,
-    X: Any,
+    X: Any = None,
     *,
+    bmus: ArrayLike | None = None,
     annotate: bool = False,
     ax: Axes | None = None,
     cmap: CmapLike = "Blues",
@@ -708,13 +760,17 @@ def plot_hits(
     file_name: str | os.PathLike | None = None,
     **kwargs: Any,
 ) -> tuple[Figure, Axes]:
-    """How many samples each node is the best-matching unit of.
+    """How many samples each node is the best-matching unit of; nodes without any are hatched.
 
     Parameters
     ----------
     som : fitted SOM
-        Needs ``hit_counts``: counted chunk by chunk, so X may be larger than memory.
-    X : array-like or dask array of shape (n_samples, D)
+        Needs ``hit_counts`` when ``bmus`` is not given: counted chunk by chunk, so X may be
+        larger than memory.
+    X : array-like or dask array of shape (n_samples, D), optional
+        The data; not needed with ``bmus``.
+    bmus : int array of shape (n_samples,), optional
+        Each sample's best-matching unit, when the caller has them: saves a pass over X.
     annotate : bool
         Write each node's count on its tile.
     ax, cmap, title, colorbar, show, print_out, file_name
@@ -725,17 +781,55 @@ def plot_hits(
     Returns
     -------
     fig, ax
+        With a legend entry for the hatched nodes when some node has no hits.
     """
     _, lattice = _fitted(som)
-    hits = som.hit_counts(X)
+    if bmus is not None:
+        hits = np.bincount(_host_bmus(som, X, bmus, lattice.n_nodes), minlength=lattice.n_nodes)
+    elif X is not None:
+        hits = np.asarray(som.hit_counts(X))
+    else:
+        raise ValueError("Pass the data X, or its best-matching units as bmus=.")
     kwargs.setdefault("cbar_label", "samples")
     fig, ax, tiles = _draw_map(
         hits, lattice, ax=ax, cmap=cmap, title=title, colorbar=colorbar, **kwargs
     )
+    empty = np.flatnonzero(hits == 0)
+    if empty.size:
+        _hatch_empty_nodes(ax, lattice, empty)
     if annotate:
         _annotate_counts(ax, tiles, lattice, hits)
-    _save_and_show(fig, show, print_out, file_name, "./som_hits.png")
+    save_and_show(fig, show, print_out, file_name, "./som_hits.png")
     return fig, ax
+
+
+def _hatch_empty_nodes(ax: Axes, lattice: Lattice, nodes: np.ndarray) -> None:
+    """Hatch nodes without hits, so they read as "none" rather than as holes in the map,
+    and say so in a legend under the map."""
+    _overlay_tiles(
+        ax,
+        lattice,
+        nodes,
+        facecolors=EMPTY_FACE,
+        edgecolors=NO_HITS_COLOR,
+        hatch=NO_HITS_HATCH,
+        linewidths=0.6,
+    )
+    empty = Patch(
+        facecolor=EMPTY_FACE,
+        edgecolor=NO_HITS_COLOR,
+        hatch=NO_HITS_HATCH,
+        linewidth=0.6,
+        label="no hits",
+    )
+    ax.legend(
+        handles=[empty],
+        loc="upper center",
+        bbox_to_anchor=(0.5, 0.0),
+        frameon=False,
+        handlelength=1.4,
+        handleheight=1.4,
+    )
 
 
 def _annotate_counts(ax: Axes, tiles: PolyCollection, lattice: Lattice, counts: np.ndarray) -> None:
@@ -775,6 +869,7 @@ def plot_labels(
     X: Any,
     y: Any,
     *,
+    bmus: ArrayLike | None = None,
     ax: Axes | None = None,
     cmap: CmapLike | None = None,
     title: str | None = "Majority label",
@@ -788,11 +883,12 @@ def plot_labels(
     Parameters
     ----------
     som : fitted SOM
-        Needs ``predict``.
-    X : array-like or dask array of shape (n_samples, D)
+    X : array-like or dask array of shape (n_samples, D), or None with ``bmus``
     y : array-like or dask array of shape (n_samples,)
         Labels of any sortable type (ints, strings).  Ties go to the first label in sorted
         order; nodes that win no sample stay blank.
+    bmus : int array of shape (n_samples,), optional
+        Each sample's best-matching unit, when the caller has them: saves a pass over X.
     ax, title, show, print_out, file_name
         As :func:`draw_map` (default file ``./som_labels.png``).
     cmap : str or Colormap, optional
@@ -807,12 +903,11 @@ def plot_labels(
         With a legend of the labels right of the map.
     """
     _, lattice = _fitted(som)
-    bmus = _bmus(som, X)
-    classes, votes, _ = label_votes(bmus, _to_numpy(y), lattice.n_nodes)
+    nodes = _host_bmus(som, X, bmus, lattice.n_nodes)
+    classes, votes, _ = label_votes(nodes, _to_numpy(y), lattice.n_nodes)
     n_classes = len(classes)
     majority = np.where(votes.sum(axis=1) > 0, votes.argmax(axis=1), np.nan)
-
-    colors = _categorical_colors(cmap, n_classes)
+    colors = categorical_colors(cmap, n_classes)
     fig, ax, _ = _draw_map(
         majority,
         lattice,
@@ -823,17 +918,9 @@ def plot_labels(
         colorbar=False,
         **kwargs,
     )
-    handles = [
-        Patch(facecolor=c, label=str(label)) for c, label in zip(colors, classes, strict=True)
-    ]
-    ax.legend(
-        handles=handles,
-        loc="center left",
-        bbox_to_anchor=(1.02, 0.5),
-        frameon=False,
-        ncol=int(np.ceil(n_classes / 20)),
-    )
-    _save_and_show(fig, show, print_out, file_name, "./som_labels.png")
+    handles = [Patch(facecolor=c, label=str(k)) for c, k in zip(colors, classes, strict=True)]
+    _legend_right(ax, handles)
+    save_and_show(fig, show, print_out, file_name, "./som_labels.png")
     return fig, ax
 
 
@@ -854,8 +941,9 @@ def plot_weight_mosaic(
     """Every node's weights drawn as a small image at its place on the map.
 
     The images are assembled into one array and drawn with a single ``imshow``, so a 50 x 50
-    map of 28 x 28 images is quick.  On a hexagonal map odd rows are shifted by half an image;
-    node ``k``'s image is centred on ``lattice.positions[k]`` in data coordinates.
+    map of 28 x 28 images is quick.  Rows are shifted by the lattice's ``row_offsets`` (half
+    an image on the odd rows of a hexagonal map), so node ``k``'s image is centred on
+    ``lattice.positions[k]`` in data coordinates.
 
     Parameters
     ----------
@@ -876,59 +964,60 @@ def plot_weight_mosaic(
     fig, ax
     """
     weights, lattice = _fitted(som)
-    image_shape = tuple(int(s) for s in image_shape)
-    if int(np.prod(image_shape)) != weights.shape[1] or len(image_shape) not in (2, 3):
-        raise ValueError(
-            f"image_shape {image_shape} does not hold the map's {weights.shape[1]} features; "
-            "pass (height, width) or (height, width, channels) with that many values."
-        )
+    image_shape = _check_image_shape(image_shape, weights.shape[1])
     # One scale for all nodes keeps their brightness comparable.
     lo, hi = float(weights.min()), float(weights.max())
-    images = (weights - lo) / (hi - lo if hi > lo else 1.0)
-    images = images.reshape(lattice.height, lattice.width, *image_shape)
-    img_h, img_w = image_shape[:2]
-    cell_h, cell_w = img_h + padding, img_w + padding
-    shift = cell_w // 2 if lattice.topology == "hexagonal" else 0
-    channels = image_shape[2:]
-
-    # Blank padding: NaN becomes the colormap's "bad" colour; RGB pads in white.
-    blank = 1.0 if channels else np.nan
-    cells = np.full((lattice.height, lattice.width, cell_h, cell_w, *channels), blank)
-    top, left = padding // 2, padding // 2
-    cells[:, :, top : top + img_h, left : left + img_w] = images
-    # (rows, cols, cell_h, cell_w) -> (rows, cell_h, cols * cell_w): one strip per map row.
-    strips = cells.swapaxes(1, 2).reshape(lattice.height, cell_h, lattice.width * cell_w, *channels)
-    canvas = np.full((lattice.height, cell_h, lattice.width * cell_w + shift, *channels), blank)
-    canvas[0::2, :, : lattice.width * cell_w] = strips[0::2]
-    canvas[1::2, :, shift : shift + lattice.width * cell_w] = strips[1::2]
-    # Map row 0 is at the bottom of the plot, image rows run top-down: stack rows reversed.
-    canvas = canvas[::-1].reshape(lattice.height * cell_h, -1, *channels)
-
-    row_h = _row_height(lattice)
-    extent = (
-        -0.5,
-        -0.5 + canvas.shape[1] / cell_w,
-        -row_h / 2,
-        -row_h / 2 + lattice.height * row_h,
-    )
+    images = ((weights - lo) / (hi - lo if hi > lo else 1.0)).reshape(-1, *image_shape)
+    canvas, (cell_h, cell_w) = _mosaic_canvas(images, lattice, padding)
+    row_h = lattice.row_height
+    extent = (-0.5, -0.5 + canvas.shape[1] / cell_w, -row_h / 2, (lattice.height - 0.5) * row_h)
     width, height = extent[1] - extent[0], lattice.height * cell_h / cell_w
     fig, ax = _axes(ax, figsize or _map_figsize(width, height, colorbar=False))
-    ax.imshow(
-        canvas,
-        cmap=_colormap(cmap),
-        vmin=0.0,
-        vmax=1.0,
-        extent=extent,
-        interpolation=kwargs.pop("interpolation", "antialiased"),
-        **kwargs,
-    )
+    kwargs.setdefault("interpolation", "antialiased")
+    ax.imshow(canvas, cmap=_colormap(cmap), vmin=0.0, vmax=1.0, extent=extent, **kwargs)
     # Stretch rows back to square cells: one row (row_h data units) is as tall as a node is wide.
     ax.set_aspect(cell_h / cell_w / row_h)
     ax.set_axis_off()
     if title:
         ax.set_title(title)
-    _save_and_show(fig, show, print_out, file_name, "./som_weights.png")
+    save_and_show(fig, show, print_out, file_name, "./som_weights.png")
     return fig, ax
+
+
+def _check_image_shape(image_shape: Sequence[int], n_features: int) -> tuple[int, ...]:
+    shape = tuple(int(s) for s in image_shape)
+    if int(np.prod(shape)) != n_features or len(shape) not in (2, 3):
+        raise ValueError(
+            f"image_shape {shape} does not hold the map's {n_features} features; "
+            "pass (height, width) or (height, width, channels) with that many values."
+        )
+    return shape
+
+
+def _mosaic_canvas(
+    images: np.ndarray, lattice: Lattice, padding: int
+) -> tuple[np.ndarray, tuple[int, int]]:
+    """Node images ``(M, h, w[, channels])`` laid out as the map in one array, map row 0 at
+    the bottom and each row shifted by its lattice offset; also the size of one cell."""
+    img_h, img_w, *channels = images.shape[1:]
+    cell_h, cell_w = img_h + padding, img_w + padding
+    # Blank padding: NaN becomes the colormap's "bad" colour; RGB pads in white.
+    blank = 1.0 if channels else np.nan
+    cells = np.full((lattice.height, lattice.width, cell_h, cell_w, *channels), blank)
+    top, left = padding // 2, padding // 2
+    cells[:, :, top : top + img_h, left : left + img_w] = images.reshape(
+        lattice.height, lattice.width, img_h, img_w, *channels
+    )
+    # (rows, cols, cell_h, cell_w) -> (rows, cell_h, cols * cell_w): one strip per map row.
+    strip_w = lattice.width * cell_w
+    strips = cells.swapaxes(1, 2).reshape(lattice.height, cell_h, strip_w, *channels)
+    shifts = (lattice.row_offsets * cell_w).astype(int)
+    canvas = np.full((lattice.height, cell_h, strip_w + shifts.max(), *channels), blank)
+    for shift in np.unique(shifts):
+        rows = shifts == shift
+        canvas[rows, :, shift : shift + strip_w] = strips[rows]
+    # Image rows run top-down: stack the map rows reversed.
+    return canvas[::-1].reshape(lattice.height * cell_h, -1, *channels), (cell_h, cell_w)
 
 
 def plot_projection(
@@ -937,6 +1026,7 @@ def plot_projection(
     labels: Any = None,
     jitter: float = 0.3,
     *,
+    bmus: ArrayLike | None = None,
     random_state: int | None = 0,
     values: ArrayLike | None = None,
     ax: Axes | None = None,
@@ -953,13 +1043,13 @@ def plot_projection(
     Parameters
     ----------
     som : fitted SOM
-        Needs ``predict``.
-    X : array-like or dask array of shape (n_samples, D)
+    X : array-like or dask array of shape (n_samples, D), or None with ``bmus``
     labels : array-like of shape (n_samples,), optional
         Colour points by label, with a legend.
     jitter : float
-        Points spread uniformly up to this far from their node's centre (0.5 reaches the
-        tile edge).
+        Points spread uniformly up to this far from their node's centre (0.5: the tile edge).
+    bmus : int array of shape (n_samples,), optional
+        Each sample's best-matching unit, when the caller has them: saves a pass over X.
     random_state : int or None
         Seed of the jitter, so that the same call draws the same picture.
     values : array-like of shape (M,), optional
@@ -978,12 +1068,9 @@ def plot_projection(
     fig, ax
     """
     _, lattice = _fitted(som)
-    bmus = _bmus(som, X)
-    rng = np.random.default_rng(random_state)
-    points = lattice.positions[bmus] + rng.uniform(-jitter, jitter, size=(len(bmus), 2))
-    bounds = _torus_bounds(lattice)
-    points = _wrap_points(points, bounds)
-
+    nodes = _host_bmus(som, X, bmus, lattice.n_nodes)
+    jitters = np.random.default_rng(random_state).uniform(-jitter, jitter, size=(len(nodes), 2))
+    points = _wrap_points(lattice.positions[nodes] + jitters, _torus_bounds(lattice))
     fig, ax, _ = _draw_map(
         np.full(lattice.n_nodes, np.nan) if values is None else values,
         lattice,
@@ -992,69 +1079,48 @@ def plot_projection(
         title=title,
         colorbar=False,
     )
-    size = marker_size if marker_size is not None else float(np.clip(20000 / len(bmus), 2, 30))
+    size = marker_size if marker_size is not None else float(np.clip(20000 / len(nodes), 2, 30))
     kwargs.setdefault("linewidths", 0)
-    if labels is None:
-        color = _categorical_colors(cmap, 1)[0]
-        ax.scatter(points[:, 0], points[:, 1], s=size, color=color, **kwargs)
-    else:
-        labels = _to_numpy(labels).ravel()
-        if labels.shape[0] != len(bmus):
-            raise ValueError(f"Got {labels.shape[0]} labels for {len(bmus)} samples.")
-        classes = np.unique(labels)
-        colors = _categorical_colors(cmap, len(classes))
-        for label, color in zip(classes, colors, strict=True):
-            chosen = labels == label
-            ax.scatter(
-                points[chosen, 0],
-                points[chosen, 1],
-                s=size,
-                color=color,
-                label=str(label),
-                **kwargs,
-            )
-        ax.legend(
-            loc="center left",
-            bbox_to_anchor=(1.02, 0.5),
-            frameon=False,
-            markerscale=max(1.0, 6 / np.sqrt(size)),
-            ncol=int(np.ceil(len(classes) / 20)),
-        )
-    _save_and_show(fig, show, print_out, file_name, "./som_projection.png")
+    _scatter_points(ax, points, labels, cmap, size, **kwargs)
+    save_and_show(fig, show, print_out, file_name, "./som_projection.png")
     return fig, ax
 
 
-def _draw_line(
-    ax: Axes,
-    x: ArrayLike,
-    y: ArrayLike,
-    *,
-    color: Any,
-    xlabel: str | None,
-    ylabel: str | None,
-    title: str | None,
-    logx: bool = False,
-    logy: bool = False,
-    fontsize: float | None = None,
-    integer_x: bool = False,
+def _scatter_points(
+    ax: Axes, points: np.ndarray, labels: Any, cmap: CmapLike | None, size: float, **kwargs: Any
 ) -> None:
-    """A plain line with markers: the core of :func:`plot_convergence` and simpsom's
-    ``line_plot``."""
-    ax.plot(x, y, marker="o", markersize=4, color=color)
-    if logx:
-        ax.set_xscale("log")
-    if logy:
-        ax.set_yscale("log")
-    if integer_x:
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    for side in ("top", "right"):
-        ax.spines[side].set_visible(False)
-    ax.set_xlabel(xlabel or "", fontsize=fontsize)
-    ax.set_ylabel(ylabel or "", fontsize=fontsize)
-    if title:
-        ax.set_title(title, fontsize=fontsize * 1.15 if fontsize else None)
-    if fontsize:
-        ax.tick_params(labelsize=fontsize * 0.85)
+    """The points in one colour, or one scatter per label in its own colour with a legend
+    right of the map."""
+    if labels is None:
+        ax.scatter(*points.T, s=size, color=categorical_colors(cmap, 1)[0], **kwargs)
+        return
+    labels = _to_numpy(labels).ravel()
+    if labels.shape[0] != len(points):
+        raise ValueError(f"Got {labels.shape[0]} labels for {len(points)} samples.")
+    classes = np.unique(labels)
+    colors = categorical_colors(cmap, len(classes))
+    for label, color in zip(classes, colors, strict=True):
+        chosen = labels == label
+        ax.scatter(*points[chosen].T, s=size, color=color, label=str(label), **kwargs)
+    _legend_right(ax, markerscale=max(1.0, 6 / np.sqrt(size)))
+
+
+def _legend_right(ax: Axes, handles: list[Any] | None = None, **kwargs: Any) -> None:
+    """A frameless legend right of the map, in columns of at most 20 entries."""
+    n_entries = len(handles if handles is not None else ax.get_legend_handles_labels()[0])
+    if handles is not None:
+        kwargs["handles"] = handles
+    ax.legend(
+        loc="center left",
+        bbox_to_anchor=(1.02, 0.5),
+        frameon=False,
+        ncol=int(np.ceil(n_entries / 20)),
+        **kwargs,
+    )
+
+
+# History measures taken of the weights an epoch started from (in the pass that updates them).
+_MEASURED_BEFORE_UPDATE = frozenset({"quantization_error"})
 
 
 def plot_convergence(
@@ -1070,22 +1136,25 @@ def plot_convergence(
     print_out: bool = False,
     file_name: str | os.PathLike | None = None,
 ) -> tuple[Figure, Axes]:
-    """One training measure against the epoch.
+    """One training measure along the training.
+
+    An epoch measures the quantization error of the weights it starts from, in the pass that
+    updates them: ``history[t]["quantization_error"]`` is the QE after ``t`` epochs, drawn at
+    ``t`` on an "epochs completed" axis (0: the initial map).  The other measures belong to an
+    epoch's update (``sigma``, ``map_difference``, ``seconds``) and are drawn at epochs 1, 2 ...
 
     Parameters
     ----------
     history : list of dict, or a fitted SOM
         ``SOM.history_`` (one dict per epoch); a fitted map's own history is used.
     key : str
-        The measure: ``"quantization_error"``, ``"map_difference"``, ``"sigma"``,
-        ``"seconds"``.
+        The measure: ``"quantization_error"``, ``"map_difference"``, ``"sigma"``, ``"seconds"``.
     logy : bool
         Logarithmic y axis.
-    ax, title, show, print_out, file_name
+    ax, title, figsize, show, print_out, file_name
         As :func:`draw_map` (default file ``./som_convergence.png``).
     cmap : str or Colormap
         The line takes its colour from this map.
-    figsize : (float, float)
 
     Returns
     -------
@@ -1097,17 +1166,21 @@ def plot_convergence(
     if key not in history[0]:
         raise KeyError(f"No {key!r} in the history; it holds {', '.join(history[0])}.")
     y = np.array([entry[key] for entry in history], dtype=float)
+    before_update = key in _MEASURED_BEFORE_UPDATE
     fig, ax = _axes(ax, figsize)
-    _draw_line(
+    draw_line(
         ax,
-        np.arange(1, len(y) + 1),
+        np.arange(len(y)) if before_update else np.arange(1, len(y) + 1),
         y,
         color=_colormap(cmap)(0.3),
-        xlabel="epoch",
+        xlabel="epochs completed" if before_update else "epoch",
         ylabel=key.replace("_", " "),
         title=title if title is not None else key.replace("_", " ").capitalize(),
         logy=logy,
         integer_x=True,
+        label="map after x epochs (0: initial map)" if before_update else None,
     )
-    _save_and_show(fig, show, print_out, file_name, "./som_convergence.png")
+    if before_update:
+        ax.legend(frameon=False)
+    save_and_show(fig, show, print_out, file_name, "./som_convergence.png")
     return fig, ax

@@ -108,32 +108,6 @@ def test_tiling_for_unknown_topology():
 # --- U-matrix values ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "shape",
-    [(5, 7, "square", False), (5, 7, "hexagonal", False), (6, 7, "hexagonal", True),
-     (4, 5, "square", True), (2, 2, "hexagonal", True), (2, 3, "square", True),
-     (1, 4, "square", True), (1, 3, "hexagonal", False)],
-)  # fmt: skip
-def test_node_differences_match_a_plain_loop(shape):
-    lattice = Lattice(*shape)
-    weights = np.random.default_rng(1).normal(size=(lattice.n_nodes, 3))
-    np.testing.assert_allclose(
-        P.node_differences(weights, lattice), reference_differences(weights, lattice)
-    )
-
-
-@pytest.mark.parametrize("topology,count", [("hexagonal", 6), ("square", 4)])
-def test_node_differences_on_a_torus_have_no_edge(topology, count):
-    lattice = Lattice(6, 8, topology, pbc=True)
-    weights = np.zeros((lattice.n_nodes, 1))
-    weights[0] = 1.0  # a corner node: half its neighbours lie across the seams
-    diff = P.node_differences(weights, lattice)
-    assert diff[0] == pytest.approx(1.0)
-    touched = np.flatnonzero(diff[1:]) + 1
-    assert len(touched) == count
-    np.testing.assert_allclose(diff[touched], 1.0 / count)
-
-
 def test_node_differences_of_a_fitted_map(som):
     diff = P.node_differences(som.weights_, som.lattice_)
     np.testing.assert_allclose(diff, reference_differences(som.weights_, som.lattice_))
@@ -180,9 +154,38 @@ def test_component_plane_grid(hex_som, tmp_path):
     assert_png(path)
     fig, axes = P.plot_component_planes(hex_som)
     assert axes.size >= 5
-    wide = SimpleNamespace(weights_=np.zeros((48, 40)), lattice_=hex_som.lattice_)
-    with pytest.raises(ValueError, match="features"):
-        P.plot_component_planes(wide)
+    assert fig.get_suptitle() == "all 5 features"
+
+
+def test_component_planes_of_wide_data_show_the_most_varying_features(hex_som):
+    # Feature f varies with spread f: the last ones vary most.
+    weights = np.linspace(-1.0, 1.0, 48)[:, None] * np.arange(40.0)
+    wide = SimpleNamespace(weights_=weights, lattice_=hex_som.lattice_)
+    fig, axes = P.plot_component_planes(wide)
+    shown = [a.get_title() for a in axes.flat if a.get_title()]
+    assert len(shown) == 16
+    assert set(shown) == {f"feature {f}" for f in range(24, 40)}
+    assert fig.get_suptitle() == "16 of 40 features, highest weight variance"
+    fig, axes = P.plot_component_planes(wide, max_features=4, title="")
+    assert [a.get_title() for a in axes.flat] == [f"feature {f}" for f in (39, 38, 37, 36)]
+    assert fig.get_suptitle() == ""
+    with pytest.raises(ValueError, match="max_features"):
+        P.plot_component_planes(wide, max_features=0)
+
+
+def test_component_planes_by_name(hex_som):
+    named = SimpleNamespace(
+        weights_=hex_som.weights_, lattice_=hex_som.lattice_, feature_names_in_=list("vwxyz")
+    )
+    fig, ax = P.plot_component_planes(named, "x")
+    np.testing.assert_array_equal(ax.collections[0].get_array(), hex_som.weights_[:, 2])
+    assert ax.get_title() == "x"
+    fig, axes = P.plot_component_planes(named, ["z", 0])
+    assert [a.get_title() for a in axes.flat[:2]] == ["z", "v"]
+    with pytest.raises(ValueError, match="Unknown feature 'q'"):
+        P.plot_component_planes(named, "q")
+    with pytest.raises(ValueError, match="no feature names"):
+        P.plot_component_planes(hex_som, "x")
 
 
 def test_plots_draw_into_given_axes(hex_som, data):
@@ -202,6 +205,84 @@ def test_hits_and_labels_take_dask_input(som, data):
     np.testing.assert_array_equal(tiles.get_array()[:48], np.bincount(bmus, minlength=48))
     fig, ax = P.plot_labels(som, Xd, yd)
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["0", "1", "2"]
+
+
+def stub_map(height=2, width=3):
+    """A fitted-looking map whose data passes would fail: only bmus= may be used."""
+
+    def no_pass(X):
+        raise AssertionError("the plot went over the data although it was given bmus")
+
+    lattice = Lattice(height, width, "square")
+    return SimpleNamespace(
+        weights_=np.arange(float(lattice.n_nodes))[:, None],
+        lattice_=lattice,
+        predict=no_pass,
+        hit_counts=no_pass,
+        best_matching_units=no_pass,
+    )
+
+
+def test_hits_hatch_empty_nodes_and_say_so():
+    fig, ax = P.plot_hits(stub_map(), bmus=np.array([0, 0, 1, 5]), annotate=True)
+    coloured, hatched = ax.collections
+    np.testing.assert_array_equal(coloured.get_array(), [2, 1, 0, 0, 0, 1])
+    assert len(hatched.get_paths()) == 3 and hatched.get_hatch() == P.NO_HITS_HATCH
+    legend = ax.get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == ["no hits"]
+    assert legend.legend_handles[0].get_hatch() == P.NO_HITS_HATCH
+    fig, ax = P.plot_hits(stub_map(), bmus=np.arange(6))
+    assert len(ax.collections) == 1 and ax.get_legend() is None
+
+
+def test_hatched_nodes_wrap_on_a_torus(som, data):
+    bmus = np.zeros(10, dtype=int)  # one hit node: every other node is hatched
+    fig, ax = P.plot_hits(som, bmus=bmus)
+    hatched = ax.collections[1]
+    assert len(hatched.get_paths()) >= som.lattice_.n_nodes - 1
+    # Clipped like the map under them: to the torus rectangle on a periodic map.
+    np.testing.assert_allclose(
+        hatched.get_clip_box().bounds, ax.collections[0].get_clip_box().bounds
+    )
+
+
+def test_plots_take_precomputed_bmus(som, data):
+    X, y = data
+    bmus = som.predict(X)
+    stub = SimpleNamespace(**{**stub_map().__dict__, "weights_": som.weights_})
+    stub.lattice_ = som.lattice_
+    with_data = P.plot_hits(som, X)[1].collections[0].get_array()
+    np.testing.assert_array_equal(P.plot_hits(stub, bmus=bmus)[1].collections[0].get_array(),
+                                  with_data)  # fmt: skip
+    with_data = P.plot_labels(som, X, y)[1].collections[0].get_array()
+    np.testing.assert_array_equal(
+        P.plot_labels(stub, None, y, bmus=bmus)[1].collections[0].get_array(), with_data
+    )
+    with_data = P.plot_projection(som, X, y)[1].collections[-1].get_offsets()
+    np.testing.assert_array_equal(
+        P.plot_projection(stub, None, y, bmus=bmus)[1].collections[-1].get_offsets(), with_data
+    )
+    with pytest.raises(ValueError, match="bmus"):
+        P.plot_hits(som)
+    with pytest.raises(ValueError, match="node indices"):
+        P.plot_labels(stub, None, y, bmus=bmus + som.lattice_.n_nodes)
+
+
+def test_bmus_come_from_best_matching_units_when_the_map_has_it(hex_som, data):
+    X, y = data
+    calls = []
+
+    def best_matching_units(X):
+        calls.append(len(X))
+        return hex_som.predict(X)
+
+    stub = SimpleNamespace(
+        weights_=hex_som.weights_,
+        lattice_=hex_som.lattice_,
+        best_matching_units=best_matching_units,
+    )
+    P.plot_labels(stub, X, y)
+    assert calls == [len(X)]
 
 
 def test_labels_leave_empty_nodes_blank():
@@ -275,8 +356,21 @@ def test_periodic_maps_are_drawn_inside_their_torus(som):
 def test_convergence_reads_history(hex_som):
     fig, ax = P.plot_convergence(hex_som, "sigma")
     np.testing.assert_allclose(ax.lines[0].get_ydata(), [h["sigma"] for h in hex_som.history_])
+    # sigma belongs to each epoch's update: epochs 1, 2, ...
+    np.testing.assert_array_equal(ax.lines[0].get_xdata(), np.arange(1, 5))
+    assert ax.get_xlabel() == "epoch"
     with pytest.raises(KeyError, match="quantization_error"):
         P.plot_convergence(hex_som.history_, "nope")
+
+
+def test_convergence_draws_the_qe_of_the_initial_map_at_zero():
+    # Each record's QE is of the weights its epoch started from: history[0] is the initial map.
+    history = [{"quantization_error": qe} for qe in (3.0, 2.0, 1.5)]
+    fig, ax = P.plot_convergence(history)
+    np.testing.assert_array_equal(ax.lines[0].get_xdata(), [0, 1, 2])
+    np.testing.assert_array_equal(ax.lines[0].get_ydata(), [3.0, 2.0, 1.5])
+    assert ax.get_xlabel() == "epochs completed"
+    assert "initial map" in ax.get_legend().get_texts()[0].get_text()
 
 
 def test_default_file_names_and_extension(hex_som, tmp_path, monkeypatch):
