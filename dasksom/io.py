@@ -9,7 +9,9 @@ Sources
 -------
 In memory
     numpy arrays, lists of rows, dask arrays, zarr arrays and groups, array-likes with
-    ``shape``, ``dtype`` and slicing (e.g. an ``h5py.Dataset``), pandas and dask DataFrames.
+    ``shape``, ``dtype`` and slicing (e.g. an ``h5py.Dataset``), pandas and dask DataFrames,
+    xarray ``DataArray`` objects (a dask-backed one keeps its chunks) and a variable of an
+    xarray ``Dataset`` (``key="name"``).
 Files and stores, as a local path or an fsspec URL (``"s3://bucket/data.zarr"``,
 ``"file:///data/x.npy"``; remote protocols need their fsspec backend, e.g. ``s3fs``)
     ``.zarr``        zarr store (format 2 or 3), an array or a group
@@ -25,7 +27,9 @@ Files and stores, as a local path or an fsspec URL (``"s3://bucket/data.zarr"``,
 Naming the array inside a container (a zarr group, an ``.npz`` or HDF5 file): pass
 ``key="name"``, or append ``"::name"`` to the path, e.g. ``SOM().fit("data.h5::images")``
 or ``"s3://bucket/store.zarr::train/x"``.  A container that holds exactly one array needs no
-name.  For tables, ``columns=[...]`` picks the columns to use.
+name.  A store written by xarray's ``Dataset.to_zarr`` is a zarr group: name the variable the
+same way (``"weather.zarr::temperature"``).  For tables, ``columns=[...]`` picks the columns to
+use.
 
 Chunks: ``chunks="auto"`` aims at :data:`TARGET_CHUNK_BYTES` per chunk, with at least
 :data:`CHUNKS_PER_CORE` chunks per core, in multiples of the storage chunks of zarr and HDF5
@@ -131,7 +135,8 @@ def as_dask_array(
     chunks : int, str or "auto"
         Rows per chunk (int), about that many bytes per chunk (``"64MiB"``), or ``"auto"``.
     key : str, optional
-        Name of the array inside a zarr group, ``.npz`` or HDF5 file.
+        Name of the array inside a zarr group, ``.npz`` or HDF5 file, or of the variable of
+        an xarray ``Dataset``.
     columns : sequence of str, optional
         Columns of a table (Parquet, CSV, DataFrame) to use; all of them by default.
     storage_options : dict, optional
@@ -148,6 +153,8 @@ def as_dask_array(
             source, key=key, chunks=chunks, columns=columns, storage_options=storage_options
         )
     _check_chunks(chunks)
+    if _is_xarray(source):
+        source, key = _xarray_data(source, key), None
     if columns is not None and not _is_dataframe(source):
         raise ValueError("columns= picks columns of a table (Parquet, CSV or DataFrame).")
     if isinstance(source, zarr.Group):
@@ -816,6 +823,31 @@ def _is_lazy_arraylike(source: Any) -> bool:
     """Sliceable without loading, like an ``h5py.Dataset``."""
     has = all(hasattr(source, a) for a in ("shape", "dtype", "__getitem__"))
     return has and len(source.shape) >= 1 and not hasattr(source, "to_numpy")
+
+
+# --- xarray -------------------------------------------------------------------------------
+
+
+def _is_xarray(source: Any) -> bool:
+    return type(source).__module__.split(".")[0] == "xarray" and hasattr(source, "dims")
+
+
+def _xarray_data(source: Any, key: str | None) -> Any:
+    """The data of a ``DataArray``, or of the variable ``key`` of a ``Dataset``: a dask array
+    keeps its chunks, and nothing is read here."""
+    label = f"the xarray {type(source).__name__}"
+    if hasattr(source, "data_vars"):
+        names = [str(name) for name in source.data_vars]
+        if key is None and len(names) == 1:
+            key = names[0]
+        if key not in names:
+            raise _missing_key(label, key, names)
+        source = source[key]
+    elif key is not None:
+        raise ValueError(
+            f"key={key!r} names a variable of a Dataset, but {label} has one; drop key."
+        )
+    return source.data
 
 
 # --- tables -------------------------------------------------------------------------------

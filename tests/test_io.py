@@ -216,6 +216,54 @@ def test_pandas_dataframe_round_trips(data):
     check(as_dask_array(pd.DataFrame(data)), data)
 
 
+def test_xarray_dask_data_array_keeps_its_chunks(data):
+    xr = pytest.importorskip("xarray")
+    lazy = xr.DataArray(data, dims=("row", "feature")).chunk({"row": 15})
+    array = as_dask_array(lazy)
+    assert array.chunks == ((15, 15, 15, 15), (7,))
+    check(array, data)
+
+
+def test_xarray_data_array_is_not_read_on_the_client(data):
+    xr = pytest.importorskip("xarray")
+    lazy = xr.DataArray(da.from_delayed(_fail(), shape=data.shape, dtype=data.dtype))
+    assert as_dask_array(lazy).shape == data.shape
+
+
+def test_xarray_numpy_data_array_round_trips(data):
+    xr = pytest.importorskip("xarray")
+    check(as_dask_array(xr.DataArray(data)), data)
+
+
+def test_xarray_dataset_variable_by_key(data):
+    xr = pytest.importorskip("xarray")
+    ds = xr.Dataset({"x": (("row", "f"), data), "y": (("row",), np.arange(60))}).chunk(20)
+    array = as_dask_array(ds, key="x")
+    assert array.chunks[0] == (20, 20, 20)
+    check(array, data)
+
+
+def test_xarray_dataset_with_one_variable_needs_no_key(data):
+    xr = pytest.importorskip("xarray")
+    check(as_dask_array(xr.Dataset({"x": (("row", "f"), data)})), data)
+
+
+def test_xarray_dataset_missing_variable_lists_them(data):
+    xr = pytest.importorskip("xarray")
+    ds = xr.Dataset({"x": (("row", "f"), data), "y": (("row",), np.arange(60))})
+    with pytest.raises(KeyError, match="no array named 'z'.*'x', 'y'"):
+        as_dask_array(ds, key="z")
+    with pytest.raises(ValueError, match="several arrays.*key='x'"):
+        as_dask_array(ds)
+
+
+def test_xarray_zarr_store_variable_by_suffix(tmp_path, data):
+    xr = pytest.importorskip("xarray")
+    ds = xr.Dataset({"x": (("row", "f"), data)}, coords={"row": np.arange(60)})
+    ds.to_zarr(tmp_path / "ds.zarr", mode="w", consolidated=False)
+    check(as_dask_array(f"{tmp_path / 'ds.zarr'}::x"), data)
+
+
 def test_images_are_flattened_to_rows(data):
     images = data.reshape(60, 7, 1)
     check(as_dask_array(da.from_array(images, chunks=(10, 3, 1))), data)
