@@ -416,14 +416,15 @@ def _add_tiles(ax: Axes, tiles: PolyCollection, bounds: Sequence[float] | None) 
         tiles.set_clip_path(Rectangle(bounds[:2], bounds[2], bounds[3], transform=ax.transData))
 
 
-def _overlay_tiles(ax: Axes, lattice: Lattice, nodes: np.ndarray, **style: Any) -> None:
-    """Draw the tiles of ``nodes`` again on top, in ``style`` (e.g. hatched), wrapped and
-    clipped like the map under them."""
+def _overlay_tiles(ax: Axes, lattice: Lattice, nodes: np.ndarray, tiles: PolyCollection) -> None:
+    """Draw the tiles of ``nodes`` again on top, styled as ``tiles`` (e.g. hatched), wrapped
+    and clipped like the map under them."""
     verts = tiling_for(lattice).tiles(lattice.positions[nodes])
     bounds = _torus_bounds(lattice)
     if bounds is not None:
         verts, _ = _wrap_tiles(verts, np.zeros(len(verts)), bounds)
-    _add_tiles(ax, PolyCollection(verts, **style), bounds)
+    tiles.set_verts(verts)
+    _add_tiles(ax, tiles, bounds)
 
 
 def _wrap_tiles(
@@ -796,40 +797,22 @@ def plot_hits(
     )
     empty = np.flatnonzero(hits == 0)
     if empty.size:
-        _hatch_empty_nodes(ax, lattice, empty)
+        # Under the map: the colorbar takes the right.
+        handle = _hatch_empty_nodes(ax, lattice, empty, "no hits")
+        ax.legend(handles=[handle], loc="upper center", bbox_to_anchor=(0.5, 0.0), frameon=False)
     if annotate:
         _annotate_counts(ax, tiles, lattice, hits)
     save_and_show(fig, show, print_out, file_name, "./som_hits.png")
     return fig, ax
 
 
-def _hatch_empty_nodes(ax: Axes, lattice: Lattice, nodes: np.ndarray) -> None:
-    """Hatch nodes without hits, so they read as "none" rather than as holes in the map,
-    and say so in a legend under the map."""
-    _overlay_tiles(
-        ax,
-        lattice,
-        nodes,
-        facecolors=EMPTY_FACE,
-        edgecolors=NO_HITS_COLOR,
-        hatch=NO_HITS_HATCH,
-        linewidths=0.6,
-    )
-    empty = Patch(
-        facecolor=EMPTY_FACE,
-        edgecolor=NO_HITS_COLOR,
-        hatch=NO_HITS_HATCH,
-        linewidth=0.6,
-        label="no hits",
-    )
-    ax.legend(
-        handles=[empty],
-        loc="upper center",
-        bbox_to_anchor=(0.5, 0.0),
-        frameon=False,
-        handlelength=1.4,
-        handleheight=1.4,
-    )
+def _hatch_empty_nodes(ax: Axes, lattice: Lattice, nodes: np.ndarray, label: str) -> Patch:
+    """Hatch nodes that no sample hits, so they read as "none" rather than as holes in the
+    map; returns a legend handle that says so."""
+    style = {"facecolor": EMPTY_FACE, "edgecolor": NO_HITS_COLOR, "hatch": NO_HITS_HATCH}
+    tiles = PolyCollection(np.empty((0, 4, 2)), linewidths=0.6, **style)
+    _overlay_tiles(ax, lattice, nodes, tiles)
+    return Patch(linewidth=0.6, label=label, **style)
 
 
 def _annotate_counts(ax: Axes, tiles: PolyCollection, lattice: Lattice, counts: np.ndarray) -> None:
@@ -886,7 +869,7 @@ def plot_labels(
     X : array-like or dask array of shape (n_samples, D), or None with ``bmus``
     y : array-like or dask array of shape (n_samples,)
         Labels of any sortable type (ints, strings).  Ties go to the first label in sorted
-        order; nodes that win no sample stay blank.
+        order; nodes that win no sample are hatched.
     bmus : int array of shape (n_samples,), optional
         Each sample's best-matching unit, when the caller has them: saves a pass over X.
     ax, title, show, print_out, file_name
@@ -906,7 +889,8 @@ def plot_labels(
     nodes = _host_bmus(som, X, bmus, lattice.n_nodes)
     classes, votes, _ = label_votes(nodes, _to_numpy(y), lattice.n_nodes)
     n_classes = len(classes)
-    majority = np.where(votes.sum(axis=1) > 0, votes.argmax(axis=1), np.nan)
+    won = votes.sum(axis=1) > 0
+    majority = np.where(won, votes.argmax(axis=1), np.nan)
     colors = categorical_colors(cmap, n_classes)
     fig, ax, _ = _draw_map(
         majority,
@@ -919,6 +903,8 @@ def plot_labels(
         **kwargs,
     )
     handles = [Patch(facecolor=c, label=str(k)) for c, k in zip(colors, classes, strict=True)]
+    if not won.all():
+        handles.append(_hatch_empty_nodes(ax, lattice, np.flatnonzero(~won), "no samples"))
     _legend_right(ax, handles)
     save_and_show(fig, show, print_out, file_name, "./som_labels.png")
     return fig, ax

@@ -204,7 +204,7 @@ def test_hits_and_labels_take_dask_input(som, data):
     # The first 48 tiles are the nodes in order; a torus repeats its edge tiles after them.
     np.testing.assert_array_equal(tiles.get_array()[:48], np.bincount(bmus, minlength=48))
     fig, ax = P.plot_labels(som, Xd, yd)
-    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["0", "1", "2"]
+    assert [t.get_text() for t in ax.get_legend().get_texts()][:3] == ["0", "1", "2"]
 
 
 def stub_map(height=2, width=3):
@@ -285,7 +285,7 @@ def test_bmus_come_from_best_matching_units_when_the_map_has_it(hex_som, data):
     assert calls == [len(X)]
 
 
-def test_labels_leave_empty_nodes_blank():
+def test_labels_hatch_empty_nodes():
     lattice = Lattice(2, 3, "square")
     stub = SimpleNamespace(
         weights_=np.arange(6.0)[:, None],
@@ -294,9 +294,12 @@ def test_labels_leave_empty_nodes_blank():
     )
     X = np.array([[0], [0], [0], [1], [5]])
     fig, ax = P.plot_labels(stub, X, np.array(["a", "b", "b", "c", "a"]))
-    coloured, blank = ax.collections
+    coloured, blank, hatched = ax.collections
     np.testing.assert_array_equal(coloured.get_array(), [1, 2, 0])  # b, c, a
     assert len(blank.get_paths()) == 3
+    assert len(hatched.get_paths()) == 3 and hatched.get_hatch() == P.NO_HITS_HATCH
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == ["a", "b", "c", "no samples"]
 
 
 def test_weight_mosaic_places_each_node_at_its_position():
