@@ -19,7 +19,8 @@ import dask.array as da
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from .kernels import PartialSums, nonfinite_error, partial_sums
+from .history import EarlyStopping, epoch_record
+from .kernels import PartialSums, partial_sums
 from .lattice import Lattice
 from .neighborhood import smooth
 
@@ -111,11 +112,6 @@ def epoch_sums(
     return result
 
 
-def raise_on_nonfinite(sums: PartialSums, n_rows: int) -> None:
-    if sums.nonfinite.count:
-        raise nonfinite_error(sums.nonfinite, n_rows)
-
-
 def update_weights(
     lattice: Lattice, sums: PartialSums, weights: np.ndarray, sigma: float, neighborhood: str
 ) -> np.ndarray:
@@ -126,16 +122,6 @@ def update_weights(
     ok = denominator > 0
     updated[ok] = numerator[ok] / denominator[ok, None]
     return updated
-
-
-def _trailing_quiet_epochs(history: list[dict], tol: float | None) -> int:
-    """Epochs at the end of ``history`` whose map difference stayed below ``tol``."""
-    count = 0
-    for record in reversed(history if tol is not None else []):
-        if record["map_difference"] >= tol:
-            break
-        count += 1
-    return count
 
 
 @dataclass
@@ -164,45 +150,48 @@ def train(
 ) -> TrainingState:
     """Run the remaining epochs of ``state`` on ``data``; returns the updated state.
 
-    Each epoch's history entry holds ``epoch``, ``sigma``, ``quantization_error`` (of the
-    weights the epoch started from, found in the same pass), ``map_difference`` (mean absolute
-    change of the weights) and ``seconds``.  With ``tol`` set, training stops early once the
-    map difference stays below ``tol`` for ``n_iter_no_change`` epochs in a row.
+    Each epoch's history entry (:func:`dasksom.history.epoch_record`) holds ``epoch``,
+    ``sigma``, ``quantization_error`` (of the weights the epoch started from, found in the same
+    pass), ``map_difference`` (mean absolute change of the weights) and ``seconds``.  With
+    ``tol`` set, training stops early once the map difference stays below ``tol`` for
+    ``n_iter_no_change`` epochs in a row.  Every epoch is logged on the ``dasksom`` logger at
+    INFO level; the log record carries the history entry as ``record.epoch_record`` (with the
+    total ``epochs`` and ``n_samples`` added), for progress displays.
     """
     n_epochs = len(state.sigmas)
-    quiet_epochs = _trailing_quiet_epochs(state.history, tol)
-    if tol is not None and quiet_epochs >= n_iter_no_change:
-        return state
+    stopper = EarlyStopping.resumed(tol, n_iter_no_change, state.history)
     for epoch in range(state.epochs_done, n_epochs):
+        if stopper.should_stop:
+            break
         started = time.perf_counter()
         sigma = float(state.sigmas[epoch])
         sums = epoch_sums(data, state.weights, metric, check_finite=epoch == 0)
-        raise_on_nonfinite(sums, data.shape[0])
+        sums.nonfinite.raise_if_any(data.shape[0])
         new_weights = update_weights(lattice, sums, state.weights, sigma, neighborhood)
         difference = float(np.abs(new_weights - state.weights).mean())
         state.weights = new_weights
-        state.history.append(
-            {
-                "epoch": epoch,
-                "sigma": sigma,
-                "quantization_error": sums.quantization_error,
-                "map_difference": difference,
-                "seconds": time.perf_counter() - started,
-            }
+        record = epoch_record(
+            epoch, sigma, sums.quantization_error, difference, time.perf_counter() - started
         )
-        logger.info(
-            "epoch %d/%d  sigma %.3f  quantization error %.5g  map difference %.3g  %.2fs",
-            epoch + 1,
-            n_epochs,
-            sigma,
-            sums.quantization_error,
-            difference,
-            state.history[-1]["seconds"],
-        )
+        state.history.append(record)
+        _log_epoch(record, n_epochs, data.shape[0])
         if on_epoch_end is not None:
             on_epoch_end(state)
-        quiet_epochs = quiet_epochs + 1 if tol is not None and difference < tol else 0
-        if tol is not None and quiet_epochs >= n_iter_no_change:
-            logger.info("stopping early: map difference below %g for %d epochs", tol, quiet_epochs)
-            break
+        if stopper.update(difference):
+            logger.info(
+                "stopping early: map difference below %g for %d epochs", tol, n_iter_no_change
+            )
     return state
+
+
+def _log_epoch(record: dict, n_epochs: int, n_samples: int) -> None:
+    logger.info(
+        "epoch %d/%d  sigma %.3f  QE of the starting weights %.5g  map difference %.3g  %.2fs",
+        record["epoch"] + 1,
+        n_epochs,
+        record["sigma"],
+        record["quantization_error"],
+        record["map_difference"],
+        record["seconds"],
+        extra={"epoch_record": {**record, "epochs": n_epochs, "n_samples": n_samples}},
+    )

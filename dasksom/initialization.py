@@ -6,7 +6,7 @@ import dask
 import dask.array as da
 import numpy as np
 
-from .kernels import NonFinite, nonfinite_error, to_host
+from .kernels import NonFinite, to_host
 from .lattice import Lattice
 
 INITS = ("random", "sample", "pca")
@@ -25,13 +25,9 @@ def initial_weights(data: da.Array, lattice: Lattice, init, rng: np.random.Gener
     rng : numpy Generator, the only source of randomness
     """
     n_nodes, n_features = lattice.n_nodes, data.shape[1]
+    check_init_array(init, lattice, n_features)
     if not isinstance(init, str):
         weights = np.array(to_host(init), dtype=np.float64)
-        if weights.shape != (n_nodes, n_features):
-            raise ValueError(
-                f"init array has shape {weights.shape}, but a {lattice.height}x{lattice.width} "
-                f"map on {n_features} features needs ({n_nodes}, {n_features})."
-            )
         if not np.isfinite(weights).all():
             raise ValueError("init array contains NaN or inf; pass finite starting weights.")
         return weights
@@ -54,6 +50,18 @@ def initial_weights(data: da.Array, lattice: Lattice, init, rng: np.random.Gener
     raise ValueError(f"Unknown init {init!r}; choose one of {', '.join(INITS)} or an (M, D) array.")
 
 
+def check_init_array(init, lattice: Lattice, n_features: int) -> None:
+    """An ``init`` array must fit the map and the data (checked before any data is read)."""
+    if isinstance(init, str):
+        return
+    shape = tuple(np.shape(init))
+    if shape != (lattice.n_nodes, n_features):
+        raise ValueError(
+            f"init array has shape {shape}, but a {lattice.height}x{lattice.width} map on "
+            f"{n_features} features needs ({lattice.n_nodes}, {n_features})."
+        )
+
+
 def locate_nonfinite(data: da.Array, count: int) -> NonFinite:
     """Where the first NaN / inf of ``data`` is; an extra pass, taken only to report an error."""
     flat = int(da.argmax((~da.isfinite(data)).ravel()).compute())
@@ -67,7 +75,7 @@ def principal_components(data: da.Array, rng: np.random.Generator):
     if n_features <= MAX_COVARIANCE_FEATURES:
         total, gram, nonfinite = dask.compute(x.sum(axis=0), x.T @ x, (~da.isfinite(x)).sum())
         if nonfinite:
-            raise nonfinite_error(locate_nonfinite(data, int(nonfinite)), n_rows)
+            locate_nonfinite(data, int(nonfinite)).raise_if_any(n_rows)
         mean = to_host(total) / n_rows
         cov = (to_host(gram) - n_rows * np.outer(mean, mean)) / max(n_rows - 1, 1)
         variances, vectors = np.linalg.eigh(cov)
@@ -76,7 +84,7 @@ def principal_components(data: da.Array, rng: np.random.Generator):
     else:
         mean, nonfinite = dask.compute(x.mean(axis=0), (~da.isfinite(x)).sum())
         if nonfinite:
-            raise nonfinite_error(locate_nonfinite(data, int(nonfinite)), n_rows)
+            locate_nonfinite(data, int(nonfinite)).raise_if_any(n_rows)
         mean = to_host(mean)
         seed = int(rng.integers(2**31))
         _, singular, vt = da.linalg.svd_compressed(x - mean, k=2, seed=seed, compute=True)

@@ -5,17 +5,21 @@ same code runs on CPU workers and on GPUs.  Work on ``n`` rows is done in row bl
 never holds more than one ``block x M`` score matrix whatever its size, and no ``n x M`` matrix is
 built for the whole chunk.  Results that leave a chunk (:class:`PartialSums`) are small: they do
 not grow with the number of rows.
+
+Distances are entries of :data:`METRICS`, a table of :class:`Metric` objects: adding a metric
+means adding one class there; validation, the BMU search, ``transform`` and the command line's
+choices all read the table.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from .lattice import NEIGHBOR_DISTANCE
 
-METRICS = ("euclidean", "cosine", "manhattan")
 # Elements of the per-block score matrix (rows x nodes): 8 MiB in float32 is big enough for BLAS
 # to run at full speed (measured: 1M to 8M elements within noise) and keeps chunk memory bounded.
 SCORE_BLOCK_ELEMENTS = 1 << 21
@@ -23,12 +27,7 @@ SCORE_BLOCK_ELEMENTS = 1 << 21
 MANHATTAN_BLOCK_ELEMENTS = 1 << 22
 
 
-def check_metric(metric: str) -> None:
-    if metric not in METRICS:
-        raise ValueError(f"Unknown metric {metric!r}; choose one of {', '.join(METRICS)}.")
-
-
-def array_module(x):
+def array_module(x: Any) -> Any:
     """``numpy`` or ``cupy``, whichever ``x`` belongs to."""
     if type(x).__module__.split(".")[0] == "cupy":
         import cupy
@@ -37,12 +36,12 @@ def array_module(x):
     return np
 
 
-def to_host(x) -> np.ndarray:
+def to_host(x: Any) -> np.ndarray:
     """A NumPy copy of a NumPy or CuPy array."""
     return x.get() if hasattr(x, "get") else np.asarray(x)
 
 
-def compute_dtype(dtype: np.dtype) -> np.dtype:
+def compute_dtype(dtype: Any) -> np.dtype:
     """Float type that the distance products run in for data of ``dtype``.
 
     float32 where it holds the data exactly enough (float32 and narrower types, small integers),
@@ -58,31 +57,91 @@ def compute_dtype(dtype: np.dtype) -> np.dtype:
 class PreparedWeights:
     """Weights in the form a metric's BMU search needs, built once per chunk."""
 
-    metric: str
-    weights: object  # (M, D), chunk's array module and compute dtype
-    scoring: object  # (D, M): W.T (euclidean) or unit-norm W.T (cosine)
-    offsets: object  # (M,): ||w||^2 / 2 (euclidean); None otherwise
+    metric: Metric
+    weights: Any  # (M, D), chunk's array module and compute dtype
+    scoring: Any  # what Metric.scores multiplies a row block with (None: not a product)
+    offsets: Any  # (M,) subtracted from the product's scores, or None
 
     @classmethod
-    def build(cls, weights: np.ndarray, metric: str, xp, dtype: np.dtype) -> PreparedWeights:
-        check_metric(metric)
-        w = xp.asarray(weights, dtype=dtype)
-        if metric == "euclidean":
-            return cls(metric, w, xp.ascontiguousarray(w.T), 0.5 * (w * w).sum(axis=1))
-        if metric == "cosine":
-            norms = xp.sqrt((w * w).sum(axis=1))
-            unit = w / xp.maximum(norms, xp.finfo(dtype).tiny)[:, None]
-            return cls(metric, w, xp.ascontiguousarray(unit.T), None)
-        return cls(metric, w, None, None)
+    def build(cls, weights: Any, metric: str, xp: Any, dtype: Any) -> PreparedWeights:
+        """Weights ``(M, D)`` in the array module ``xp`` and float type ``dtype``."""
+        found = get_metric(metric)
+        return found.prepare(xp.asarray(weights, dtype=dtype), xp)
 
     @property
     def n_nodes(self) -> int:
         return self.weights.shape[0]
 
 
-def _scores(block, prepared: PreparedWeights):
-    """Per-node scores of a row block, higher is closer (``block x M``)."""
-    if prepared.metric == "manhattan":
+class Metric:
+    """A distance between samples and node weights, as the BMU search uses it.
+
+    ``scores`` of a row block are higher for closer nodes; a product-based metric computes them
+    as one matrix product plus per-node offsets, so the search runs at BLAS speed.
+    """
+
+    name: str
+
+    def prepare(self, weights: Any, xp: Any) -> PreparedWeights:
+        """The weights in the form :meth:`scores` needs (computed once per chunk)."""
+        raise NotImplementedError
+
+    def scores(self, block: Any, prepared: PreparedWeights) -> Any:
+        """``(rows, M)`` scores of a row block, higher is closer."""
+        scores = block @ prepared.scoring
+        if prepared.offsets is not None:
+            scores -= prepared.offsets
+        return scores
+
+    def distances(self, block: Any, scores: Any) -> Any:
+        """``(rows, M)`` distances of a row block from its :meth:`scores`."""
+        raise NotImplementedError
+
+    def block_rows(self, n_nodes: int, n_features: int) -> int:
+        """Rows per block: one ``rows x M`` score matrix of :data:`SCORE_BLOCK_ELEMENTS`."""
+        return max(64, SCORE_BLOCK_ELEMENTS // max(1, n_nodes))
+
+
+class Euclidean(Metric):
+    """``||x - w||``; the search maximises ``x . w - ||w||^2 / 2``."""
+
+    name = "euclidean"
+
+    def prepare(self, weights: Any, xp: Any) -> PreparedWeights:
+        offsets = 0.5 * (weights * weights).sum(axis=1)
+        return PreparedWeights(self, weights, xp.ascontiguousarray(weights.T), offsets)
+
+    def distances(self, block: Any, scores: Any) -> Any:
+        xp = array_module(block)
+        squared = (block * block).sum(axis=1)[:, None] - 2.0 * scores
+        return xp.sqrt(xp.maximum(squared, 0.0))
+
+
+class Cosine(Metric):
+    """``1 - x . w / (||x|| ||w||)``; the search maximises ``x . w / ||w||``."""
+
+    name = "cosine"
+
+    def prepare(self, weights: Any, xp: Any) -> PreparedWeights:
+        norms = xp.sqrt((weights * weights).sum(axis=1))
+        unit = weights / xp.maximum(norms, xp.finfo(weights.dtype).tiny)[:, None]
+        return PreparedWeights(self, weights, xp.ascontiguousarray(unit.T), None)
+
+    def distances(self, block: Any, scores: Any) -> Any:
+        xp = array_module(block)
+        norms = xp.sqrt((block * block).sum(axis=1))
+        return 1.0 - scores / xp.maximum(norms, xp.finfo(block.dtype).tiny)[:, None]
+
+
+class Manhattan(Metric):
+    """``sum |x - w|``, over a bounded ``rows x nodes x features`` difference tensor."""
+
+    name = "manhattan"
+
+    def prepare(self, weights: Any, xp: Any) -> PreparedWeights:
+        return PreparedWeights(self, weights, None, None)
+
+    def scores(self, block: Any, prepared: PreparedWeights) -> Any:
         xp = array_module(block)
         w = prepared.weights
         n_rows, n_features = block.shape
@@ -92,19 +151,32 @@ def _scores(block, prepared: PreparedWeights):
             part = w[start : start + step]
             out[:, start : start + step] = -xp.abs(block[:, None, :] - part[None, :, :]).sum(-1)
         return out
-    scores = block @ prepared.scoring
-    if prepared.offsets is not None:
-        scores -= prepared.offsets
-    return scores
 
+    def distances(self, block: Any, scores: Any) -> Any:
+        return -scores
 
-def _block_rows(n_nodes: int, n_features: int, metric: str) -> int:
-    if metric == "manhattan":
+    def block_rows(self, n_nodes: int, n_features: int) -> int:
         return max(1, min(256, MANHATTAN_BLOCK_ELEMENTS // max(1, n_nodes * n_features)))
-    return max(64, SCORE_BLOCK_ELEMENTS // max(1, n_nodes))
 
 
-def best_matching_units(x, prepared: PreparedWeights, second: bool = False):
+METRICS: dict[str, Metric] = {m.name: m for m in (Euclidean(), Cosine(), Manhattan())}
+
+
+def get_metric(name: str) -> Metric:
+    """The :class:`Metric` called ``name``; ``ValueError`` naming the choices otherwise."""
+    if not isinstance(name, str) or name not in METRICS:
+        raise ValueError(f"Unknown metric {name!r}; choose one of {', '.join(METRICS)}.")
+    return METRICS[name]
+
+
+def prepare(chunk: Any, weights: Any, metric: str) -> tuple[Any, PreparedWeights]:
+    """A chunk in its compute dtype, and the weights prepared for ``metric`` alongside it."""
+    xp = array_module(chunk)
+    x = xp.asarray(chunk, dtype=compute_dtype(chunk.dtype))
+    return x, PreparedWeights.build(weights, metric, xp, x.dtype)
+
+
+def best_matching_units(x: Any, prepared: PreparedWeights, second: bool = False) -> Any:
     """BMU index of every row of ``x`` (ties go to the lowest index).
 
     Parameters
@@ -122,9 +194,10 @@ def best_matching_units(x, prepared: PreparedWeights, second: bool = False):
     n_rows = x.shape[0]
     best = xp.empty(n_rows, dtype=xp.int64)
     runner_up = xp.empty(n_rows, dtype=xp.int64) if second else None
-    step = _block_rows(prepared.n_nodes, x.shape[1], prepared.metric)
+    metric = prepared.metric
+    step = metric.block_rows(prepared.n_nodes, x.shape[1])
     for start in range(0, n_rows, step):
-        scores = _scores(x[start : start + step], prepared)
+        scores = metric.scores(x[start : start + step], prepared)
         top = xp.argmax(scores, axis=1)
         best[start : start + step] = top
         if second:
@@ -133,7 +206,22 @@ def best_matching_units(x, prepared: PreparedWeights, second: bool = False):
     return (best, runner_up) if second else best
 
 
-def sum_rows_by_index(x, index, n_groups: int):
+def node_distances(x: Any, prepared: PreparedWeights) -> Any:
+    """``(n, M)`` distance of every row of ``x`` to every node, in the metric's own terms.
+
+    Meant for ``transform``: the result grows with the rows, so callers take it per chunk.
+    """
+    xp = array_module(x)
+    out = xp.empty((x.shape[0], prepared.n_nodes), dtype=x.dtype)
+    metric = prepared.metric
+    step = metric.block_rows(prepared.n_nodes, x.shape[1])
+    for start in range(0, x.shape[0], step):
+        block = x[start : start + step]
+        out[start : start + step] = metric.distances(block, metric.scores(block, prepared))
+    return out
+
+
+def sum_rows_by_index(x: Any, index: Any, n_groups: int) -> Any:
     """``out[k] = sum of x[i] with index[i] == k``, shape ``(n_groups, D)``, in O(n x D).
 
     Sums accumulate in ``x``'s float type (the chunk's compute dtype) and come back as float64,
@@ -157,7 +245,7 @@ def sum_rows_by_index(x, index, n_groups: int):
 
 @dataclass
 class NonFinite:
-    """Where a chunk met NaN or inf: how many, and the first (row, column) of the whole array."""
+    """Where data met NaN or inf: how many, and the first (row, column) of the whole array."""
 
     count: int = 0
     first: tuple[int, int] | None = None
@@ -166,18 +254,23 @@ class NonFinite:
         firsts = [f for f in (self.first, other.first) if f is not None]
         return NonFinite(self.count + other.count, min(firsts) if firsts else None)
 
+    def raise_if_any(self, n_rows: int) -> None:
+        """The one error that tells the user how many NaN / inf the data holds and where."""
+        if not self.count:
+            return
+        where = (
+            ""
+            if self.first is None
+            else (f"; the first is at row {self.first[0]}, column {self.first[1]}")
+        )
+        raise ValueError(
+            f"The data contains {self.count} NaN or infinite value(s) among {n_rows} rows{where}. "
+            "Remove or impute those rows (for a dask array x: x[da.isfinite(x).all(axis=1)]) "
+            "and try again."
+        )
 
-def nonfinite_error(nonfinite: NonFinite, n_rows: int) -> ValueError:
-    """The error that tells the user how many NaN / inf the data holds and where."""
-    row, col = nonfinite.first
-    return ValueError(
-        f"The data contains {nonfinite.count} NaN or infinite value(s) among {n_rows} rows; "
-        f"the first is at row {row}, column {col}. Remove or impute those rows (for a dask "
-        "array x: x[da.isfinite(x).all(axis=1)]) and fit again."
-    )
 
-
-def find_nonfinite(x, row_offset: int) -> NonFinite:
+def find_nonfinite(x: Any, row_offset: int = 0) -> NonFinite:
     """Count NaN and inf in a chunk; integer data is finite by construction."""
     if np.dtype(x.dtype).kind not in "fc":
         return NonFinite()
@@ -203,9 +296,9 @@ class PartialSums:
     nonfinite : NaN / inf found in the chunk (then nothing else is summed)
     """
 
-    sums: np.ndarray
-    counts: np.ndarray
-    distances: np.ndarray
+    sums: Any
+    counts: Any
+    distances: Any
     n_rows: int
     nonfinite: NonFinite = field(default_factory=NonFinite)
 
@@ -232,7 +325,7 @@ class PartialSums:
         return float(self.distances.sum() / self.n_rows) if self.n_rows else float("nan")
 
 
-def bmu_distances(x, weights, bmu):
+def bmu_distances(x: Any, weights: Any, bmu: Any) -> Any:
     """Euclidean distance from every row to its BMU's weights, in O(n x D).
 
     Taken in row blocks so that the differences never hold more than a block of the chunk.
@@ -248,7 +341,7 @@ def bmu_distances(x, weights, bmu):
 
 
 def partial_sums(
-    chunk, weights: np.ndarray, metric: str, row_offset: int = 0, check_finite: bool = True
+    chunk: Any, weights: np.ndarray, metric: str, row_offset: int = 0, check_finite: bool = True
 ) -> PartialSums:
     """Batch-SOM partial sums of one chunk against the epoch's weights.
 
@@ -256,7 +349,7 @@ def partial_sums(
     ----------
     chunk : array of shape (n, D), numpy or cupy, any numeric dtype
     weights : (M, D) numpy array, the weights at the epoch's start
-    metric : {"euclidean", "cosine", "manhattan"}
+    metric : a name in :data:`METRICS`
     row_offset : index of the chunk's first row in the whole array, for error messages
     check_finite : look for NaN / inf first; a chunk that has any sums nothing
 
@@ -273,8 +366,7 @@ def partial_sums(
             return PartialSums(
                 xp.zeros((n_nodes, n_features), dtype=xp.float64), zeros, zeros, 0, nonfinite
             )
-    x = xp.asarray(chunk, dtype=compute_dtype(chunk.dtype))
-    prepared = PreparedWeights.build(weights, metric, xp, x.dtype)
+    x, prepared = prepare(chunk, weights, metric)
     bmu = best_matching_units(x, prepared)
     distances = bmu_distances(x, prepared.weights, bmu).astype(xp.float64)
     return PartialSums(
@@ -285,24 +377,26 @@ def partial_sums(
     )
 
 
-def predict_chunk(chunk, weights: np.ndarray, metric: str):
+def predict_chunk(chunk: Any, weights: np.ndarray, metric: str) -> Any:
     """BMU index of every row of a chunk (numpy or cupy in, same out)."""
-    xp = array_module(chunk)
-    x = xp.asarray(chunk, dtype=compute_dtype(chunk.dtype))
-    return best_matching_units(x, PreparedWeights.build(weights, metric, xp, x.dtype))
+    return best_matching_units(*prepare(chunk, weights, metric))
 
 
-def hits_chunk(chunk, weights: np.ndarray, metric: str, lattice) -> np.ndarray:
+def transform_chunk(chunk: Any, weights: np.ndarray, metric: str) -> Any:
+    """Distance of every row of a chunk to every node, ``(n, M)`` (numpy or cupy in, same out)."""
+    return node_distances(*prepare(chunk, weights, metric))
+
+
+def hits_chunk(chunk: Any, weights: np.ndarray, metric: str, lattice: Any) -> np.ndarray:
     """How many rows of a chunk each node wins, as a host array of shape ``(M,)``."""
     xp = array_module(chunk)
     return to_host(xp.bincount(predict_chunk(chunk, weights, metric), minlength=lattice.n_nodes))
 
 
-def quality_chunk(chunk, weights: np.ndarray, metric: str, lattice) -> np.ndarray:
+def quality_chunk(chunk: Any, weights: np.ndarray, metric: str, lattice: Any) -> np.ndarray:
     """``[sum of BMU distances, topographic errors, rows]`` of one chunk, as float64 (3,)."""
     xp = array_module(chunk)
-    x = xp.asarray(chunk, dtype=compute_dtype(chunk.dtype))
-    prepared = PreparedWeights.build(weights, metric, xp, x.dtype)
+    x, prepared = prepare(chunk, weights, metric)
     best, runner_up = best_matching_units(x, prepared, second=True)
     distance_sum = float(bmu_distances(x, prepared.weights, best).astype(xp.float64).sum())
     apart = lattice.pair_distances(to_host(best), to_host(runner_up)) > NEIGHBOR_DISTANCE

@@ -25,7 +25,8 @@ import time
 
 import numpy as np
 
-from .kernels import partial_sums, predict_chunk
+from .history import EarlyStopping, epoch_record
+from .kernels import find_nonfinite, partial_sums, predict_chunk
 from .lattice import Lattice
 from .neighborhood import neighborhood_weights
 from .schedule import radius_schedule
@@ -84,18 +85,14 @@ def train_online(
         ``seconds``.
     """
     data = np.asarray(data)
-    if not np.isfinite(data).all():
-        raise ValueError(
-            "The data contains NaN or infinite values; remove or impute those rows before "
-            "online training."
-        )
+    find_nonfinite(data).raise_if_any(len(data))
     n_rows = data.shape[0]
     weights = np.array(weights, dtype=np.float64)
     order = sample_order(n_rows, steps, rng)
     sigmas = radius_schedule(lattice.height, lattice.width, steps)
     rates = learning_rates(start_learning_rate, steps)
     history: list[dict] = []
-    quiet_passes = 0
+    stopper = EarlyStopping(tol, n_iter_no_change)
     for first in range(0, steps, n_rows):
         started = time.perf_counter()
         before = weights.copy()
@@ -108,17 +105,16 @@ def train_online(
             weights += (rates[t] * h)[:, None] * (x - weights)
         difference = float(np.abs(weights - before).mean())
         history.append(
-            {
-                "epoch": len(history),
-                "steps": last,
-                "sigma": float(sigmas[last - 1]),
-                "learning_rate": float(rates[last - 1]),
-                "quantization_error": error,
-                "map_difference": difference,
-                "seconds": time.perf_counter() - started,
-            }
+            epoch_record(
+                len(history),
+                sigmas[last - 1],
+                error,
+                difference,
+                time.perf_counter() - started,
+                steps=last,
+                learning_rate=float(rates[last - 1]),
+            )
         )
-        quiet_passes = quiet_passes + 1 if tol is not None and difference < tol else 0
-        if tol is not None and quiet_passes >= n_iter_no_change:
+        if stopper.update(difference):
             break
     return weights, history
