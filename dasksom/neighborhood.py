@@ -11,6 +11,9 @@ lattice's structure and never hold an ``M x M`` array (a 256 x 256 map would nee
 - ``mexican_hat`` is ``(1 - qx - qy) gx gy`` with ``q = d^2 / s^2``: two separable terms.
 - ``bubble`` covers, for a pair of rows, one interval of columns (cyclic on a torus), summed as
   a difference of prefix sums over the columns.
+
+The kinds are entries of :data:`NEIGHBORHOODS`, a table of :class:`Neighborhood` objects, each
+with its ``h(d)`` and its structured smoother: adding a kind means adding one class there.
 """
 
 from __future__ import annotations
@@ -23,7 +26,6 @@ import numpy as np
 
 from .lattice import Lattice
 
-NEIGHBORHOODS = ("gaussian", "bubble", "mexican_hat")
 # Relative slack of the bubble's edge: a rounding error, not a change of radius.
 BUBBLE_SLACK = 1e-9
 # Up to this many nodes the dense M x M matrix (8 MB here) is about as fast as the structured
@@ -37,14 +39,6 @@ BLOCK_ELEMENTS = 1 << 22
 BUBBLE_BLOCK_ELEMENTS = 1 << 20
 
 
-def check_neighborhood(kind: str) -> None:
-    """Raise ``ValueError`` naming the choices when ``kind`` is not a known neighbourhood."""
-    if kind not in NEIGHBORHOODS:
-        raise ValueError(
-            f"Unknown neighborhood {kind!r}; choose one of {', '.join(NEIGHBORHOODS)}."
-        )
-
-
 def inside_bubble(d: np.ndarray, sigma: float) -> np.ndarray:
     """``d <= sigma``, counting in distances that only rounding puts beyond ``sigma``.
 
@@ -54,17 +48,81 @@ def inside_bubble(d: np.ndarray, sigma: float) -> np.ndarray:
     return d <= sigma * (1.0 + BUBBLE_SLACK)
 
 
+class Neighborhood:
+    """A neighbourhood function ``h(d)`` and its structured ``H @ values`` for large maps."""
+
+    name: str
+
+    def weights(self, d: np.ndarray, sigma: float) -> np.ndarray:
+        """``h(d)`` for lattice distances ``d`` and radius ``sigma`` (design.md section 2)."""
+        raise NotImplementedError
+
+    def structured(self, lattice: Lattice, geometry: _Geometry, sigma: float) -> _StructuredSums:
+        """The smoother that applies ``H`` without building it (see :func:`structured_smooth`)."""
+        raise NotImplementedError
+
+
+class Gaussian(Neighborhood):
+    """``exp(-d^2 / (2 s^2))``: a product of one factor per axis."""
+
+    name = "gaussian"
+
+    def weights(self, d: np.ndarray, sigma: float) -> np.ndarray:
+        return np.exp(-0.5 * (np.asarray(d, dtype=float) ** 2 / sigma**2))
+
+    def structured(self, lattice: Lattice, geometry: _Geometry, sigma: float) -> _StructuredSums:
+        return _SeparableSums(
+            geometry, [(self.weights(geometry.dx, sigma), _gauss(geometry.dy, sigma))]
+        )
+
+
+class MexicanHat(Neighborhood):
+    """``(1 - d^2 / s^2) exp(-d^2 / (2 s^2))``: two separable terms."""
+
+    name = "mexican_hat"
+
+    def weights(self, d: np.ndarray, sigma: float) -> np.ndarray:
+        ratio = np.asarray(d, dtype=float) ** 2 / sigma**2
+        return (1.0 - ratio) * np.exp(-0.5 * ratio)
+
+    def structured(self, lattice: Lattice, geometry: _Geometry, sigma: float) -> _StructuredSums:
+        # (1 - qx - qy) gx gy = [(1 - qx) gx] gy - gx [qy gy]
+        gx, gy = _gauss(geometry.dx, sigma), _gauss(geometry.dy, sigma)
+        qy = geometry.dy**2 / sigma**2
+        return _SeparableSums(geometry, [(self.weights(geometry.dx, sigma), gy), (-gx, qy * gy)])
+
+
+class Bubble(Neighborhood):
+    """1 within the radius, 0 beyond: each pair of rows covers an interval of columns."""
+
+    name = "bubble"
+
+    def weights(self, d: np.ndarray, sigma: float) -> np.ndarray:
+        return inside_bubble(np.asarray(d, dtype=float), sigma).astype(float)
+
+    def structured(self, lattice: Lattice, geometry: _Geometry, sigma: float) -> _StructuredSums:
+        return _BubbleSums(lattice, geometry, sigma)
+
+
+NEIGHBORHOODS: dict[str, Neighborhood] = {n.name: n for n in (Gaussian(), Bubble(), MexicanHat())}
+
+
+def get_neighborhood(name: str) -> Neighborhood:
+    """The :class:`Neighborhood` called ``name``; ``ValueError`` naming the choices otherwise."""
+    if not isinstance(name, str) or name not in NEIGHBORHOODS:
+        raise ValueError(
+            f"Unknown neighborhood {name!r}; choose one of {', '.join(NEIGHBORHOODS)}."
+        )
+    return NEIGHBORHOODS[name]
+
+
 def neighborhood_weights(d: np.ndarray, sigma: float, kind: str) -> np.ndarray:
-    """``h(d)`` for lattice distances ``d`` and radius ``sigma`` (design.md section 2)."""
-    check_neighborhood(kind)
-    d = np.asarray(d, dtype=float)
-    if kind == "bubble":
-        return inside_bubble(d, sigma).astype(float)
-    ratio = d**2 / sigma**2
-    gauss = np.exp(-0.5 * ratio)
-    if kind == "gaussian":
-        return gauss
-    return (1.0 - ratio) * gauss
+    """``h(d)`` of the neighbourhood ``kind`` for lattice distances ``d`` and radius ``sigma``."""
+    return get_neighborhood(kind).weights(d, sigma)
+
+
+def _gauss(d: np.ndarray, sigma: float) -> np.ndarray:
+    return NEIGHBORHOODS["gaussian"].weights(d, sigma)
 
 
 def neighborhood_matrix(lattice: Lattice, sigma: float, kind: str) -> np.ndarray:
@@ -79,7 +137,6 @@ def smooth(lattice: Lattice, values: np.ndarray, sigma: float, kind: str) -> np.
     :func:`structured_smooth`, which needs memory of the order of ``values`` only.
     """
     if lattice.n_nodes <= DENSE_MAX_NODES:
-        check_neighborhood(kind)
         _check_values(lattice, values)
         return neighborhood_matrix(lattice, sigma, kind) @ values
     return structured_smooth(lattice, values, sigma, kind)
@@ -104,7 +161,7 @@ def structured_smooth(lattice: Lattice, values: np.ndarray, sigma: float, kind: 
         ``bubble`` neighbourhood decides membership with the same floating-point expression
         as the dense matrix.  Cost ``O(H W^2 K + H^2 W K)``.
     """
-    check_neighborhood(kind)
+    neighborhood = get_neighborhood(kind)
     _check_values(lattice, values)
     values = np.asarray(values)
     flat = values.reshape(lattice.n_nodes, -1)
@@ -112,23 +169,14 @@ def structured_smooth(lattice: Lattice, values: np.ndarray, sigma: float, kind: 
     n_columns = flat.shape[1]
     out = np.zeros((height, width, n_columns))
     grid = flat.reshape(height, width, n_columns)
-    geometry = _Geometry.of(lattice)
-    if kind == "bubble":
-        apply = _BubbleSums(lattice, geometry, sigma).apply
-        # Memory-bound slice sums: blocks that stay in cache, one thread per core.
-        step = max(1, BUBBLE_BLOCK_ELEMENTS // (height * (3 * width + 1)))
-        workers = os.cpu_count() or 1
-    else:
-        apply = _SeparableSums(geometry, sigma, kind).apply
-        # Matrix products: big blocks, and BLAS runs its own threads.
-        step = max(1, BLOCK_ELEMENTS // lattice.n_nodes)
-        workers = 1
+    smoother = neighborhood.structured(lattice, _Geometry.of(lattice), sigma)
+    step = smoother.block_columns(lattice)
 
     def smooth_block(start: int) -> None:
         block = np.ascontiguousarray(grid[:, :, start : start + step], dtype=np.float64)
-        out[:, :, start : start + step] = apply(block)
+        out[:, :, start : start + step] = smoother.apply(block)
 
-    with ThreadPoolExecutor(workers) as pool:
+    with ThreadPoolExecutor(smoother.threads) as pool:
         list(pool.map(smooth_block, range(0, n_columns, step)))
     return out.reshape(values.shape)
 
@@ -186,19 +234,30 @@ class _Geometry:
         return cls(row_class, class_rows, dx, dy)
 
 
-class _SeparableSums:
-    """``H @ block`` for a neighbourhood that is a sum of products ``kx(dx) * ky(dy)``."""
+class _StructuredSums:
+    """``H @ block`` for blocks of shape ``(height, width, value columns)``."""
 
-    def __init__(self, geometry: _Geometry, sigma: float, kind: str) -> None:
+    # Threads over blocks of value columns.
+    threads = 1
+
+    def block_columns(self, lattice: Lattice) -> int:
+        """Value columns per block: matrix products like big blocks, BLAS runs its threads."""
+        return max(1, BLOCK_ELEMENTS // lattice.n_nodes)
+
+    def apply(self, block: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
+class _SeparableSums(_StructuredSums):
+    """``H @ block`` for a neighbourhood that is a sum of products ``kx(dx) * ky(dy)``.
+
+    ``terms`` holds one ``(kx, ky)`` pair per product: ``kx`` of shape ``(C, C, W, W)`` over
+    ``geometry.dx`` and ``ky`` of shape ``(H, H)`` over ``geometry.dy``.
+    """
+
+    def __init__(self, geometry: _Geometry, terms: list[tuple[np.ndarray, np.ndarray]]) -> None:
         self.geometry = geometry
-        gx = neighborhood_weights(geometry.dx, sigma, "gaussian")
-        gy = neighborhood_weights(geometry.dy, sigma, "gaussian")
-        if kind == "gaussian":
-            self.terms = [(gx, gy)]
-        else:
-            # (1 - qx - qy) gx gy = [(1 - qx) gx] gy - gx [qy gy]
-            mx = neighborhood_weights(geometry.dx, sigma, "mexican_hat")
-            self.terms = [(mx, gy), (-gx, geometry.dy**2 / sigma**2 * gy)]
+        self.terms = terms
 
     def apply(self, block: np.ndarray) -> np.ndarray:
         height, width, n_columns = block.shape
@@ -214,7 +273,7 @@ class _SeparableSums:
         return out
 
 
-class _BubbleSums:
+class _BubbleSums(_StructuredSums):
     """``H @ block`` for the bubble: each pair of rows covers an interval of columns.
 
     Membership of each column offset is decided per pair of rows with the dense form's own
@@ -222,6 +281,12 @@ class _BubbleSums:
     covered offsets form an interval (cyclic with periodic boundaries) because that expression grows
     with ``|dx|``; it is stored as its first offset ``lo`` and its length.
     """
+
+    # Memory-bound slice sums: blocks that stay in cache, one thread per core.
+    threads = os.cpu_count() or 1
+
+    def block_columns(self, lattice: Lattice) -> int:
+        return max(1, BUBBLE_BLOCK_ELEMENTS // (lattice.height * (3 * lattice.width + 1)))
 
     def __init__(self, lattice: Lattice, geometry: _Geometry, sigma: float) -> None:
         width = lattice.width

@@ -11,7 +11,7 @@ from dasksom import neighborhood
 from dasksom.lattice import Lattice
 from dasksom.neighborhood import (
     NEIGHBORHOODS,
-    check_neighborhood,
+    get_neighborhood,
     neighborhood_matrix,
     neighborhood_weights,
     smooth,
@@ -184,7 +184,7 @@ def test_every_neighborhood_is_one_at_distance_zero(kind):
 
 def test_check_neighborhood_rejects_unknown_names_listing_the_choices():
     with pytest.raises(ValueError) as excinfo:
-        check_neighborhood("triangle")
+        get_neighborhood("triangle")
     message = str(excinfo.value)
     assert "'triangle'" in message
     for name in NEIGHBORHOODS:
@@ -193,7 +193,7 @@ def test_check_neighborhood_rejects_unknown_names_listing_the_choices():
 
 @pytest.mark.parametrize("kind", NEIGHBORHOODS)
 def test_check_neighborhood_accepts_every_known_name(kind):
-    check_neighborhood(kind)
+    get_neighborhood(kind)
 
 
 @pytest.mark.parametrize("topology,count", [("square", 5), ("hexagonal", 7)])
