@@ -6,9 +6,8 @@ import this package to run the chunk kernels, do not pay for matplotlib.
 
 import importlib
 
-from .estimator import SOM
+from .estimator import SOM, load
 from .lattice import Lattice
-from .persistence import load
 
 __all__ = ["SOM", "SOMNet", "Lattice", "load", "io", "plots", "plotting"]
 __version__ = "0.1.0"

@@ -2,27 +2,54 @@
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import logging
+import numbers
 import os
+from typing import Any
 
 import dask
 import dask.array as da
 import numpy as np
 
 from . import engine
-from .initialization import INITS, initial_weights
+from .initialization import INITS, check_init_array, initial_weights
 from .io import as_dask_array
-from .kernels import METRICS, check_metric, hits_chunk, predict_chunk, quality_chunk, to_host
-from .lattice import Lattice
-from .neighborhood import check_neighborhood
-from .persistence import map_path, read_map, settings_key, write_map
-from .schedule import radius_schedule
+from .kernels import (
+    METRICS,
+    compute_dtype,
+    hits_chunk,
+    predict_chunk,
+    quality_chunk,
+    to_host,
+    transform_chunk,
+)
+from .lattice import TOPOLOGIES, Lattice
+from .neighborhood import NEIGHBORHOODS
+from .persistence import existing_map, read_map, read_metadata, settings_key, write_map
+from .schedule import DECAYS, radius_schedule
+from .validation import (
+    PATH,
+    ArrayLike,
+    InstanceOf,
+    Interval,
+    NoneValue,
+    Options,
+    PositivePair,
+    StrictBool,
+    validate_params,
+)
 
 logger = logging.getLogger("dasksom")
 
+# Rows sampled, evenly spaced, to fingerprint the data a checkpoint was written for.
+FINGERPRINT_ROWS = 16
+# Copies of the M x D weights that a fit holds at once (weights, sums, smoothed, update).
+WEIGHT_COPIES = 4
 
-def check_data(X, chunks: int | str = "auto", n_features: int | None = None) -> da.Array:
+
+def check_data(X: Any, chunks: int | str = "auto", n_features: int | None = None) -> da.Array:
     """``X`` as a row-chunked dask array, refused with a clear message if a SOM cannot use it.
 
     Parameters
@@ -58,12 +85,21 @@ def check_data(X, chunks: int | str = "auto", n_features: int | None = None) -> 
     return data
 
 
+class NotFittedError(ValueError, AttributeError):
+    """A method that needs a fitted map was called before ``fit``.
+
+    A ``ValueError`` and an ``AttributeError``, as scikit-learn's own ``NotFittedError``.
+    """
+
+
 class SOM:
     """Batch Self-Organizing Map trained over a chunked dask array.
 
     A scikit-learn style clusterer (``get_params``, ``set_params``, ``fit``, ``predict``,
-    ``fit_predict``; ``sklearn.base.clone`` works on it) that does not import scikit-learn, so
-    that dask workers, which import this package to run the kernels, stay light.
+    ``fit_predict``, ``transform``, ``score``; ``sklearn.base.clone`` and
+    ``sklearn.base.is_clusterer`` work on it) that does not import scikit-learn, so that dask
+    workers, which import this package to run the kernels, stay light.  Parameters are checked
+    against ``_parameter_constraints`` when ``fit`` starts, before any data is read.
 
     Parameters
     ----------
@@ -89,17 +125,20 @@ class SOM:
         Stop early once the mean absolute weight change stays below ``tol`` for
         ``n_iter_no_change`` epochs.  ``None`` always runs every epoch.
     n_iter_no_change : int
-    chunks : int or "auto"
-        Rows per chunk for numpy input (and a new row chunking for dask input when an int).
+    chunks : int, str or "auto"
+        Rows per chunk for numpy input (and a new row chunking for dask input when an int), or a
+        size such as ``"64MiB"``.
     persist : "auto" or bool
         Keep the data in (worker) memory between epochs; ``"auto"`` does so when it fits in half
         of the memory available, and otherwise streams it from its source every epoch.
     verbose : bool
         Log one line per epoch at INFO level on the ``dasksom`` logger (and show it).
     checkpoint : str, path or None
-        Write the map to this ``.npz`` file after every epoch.  When the file already exists
-        and was written with the same settings, ``fit`` resumes from it: a killed job rerun
-        with the same command carries on where it stopped and ends with the same map.
+        Write the map to this file (dasksom's ``.npz`` format) after every epoch.  When the file
+        already exists, was written with the same settings and for the same data (shape, dtype
+        and a hash of sampled rows), ``fit`` resumes from it: a killed job rerun with the same
+        command carries on where it stopped and ends with the same map.  A checkpoint written
+        for other settings or other data is refused with a message saying what differs.
 
     Attributes
     ----------
@@ -108,6 +147,7 @@ class SOM:
     history_ : list of dict, one per epoch (``sigma``, ``quantization_error``, ``seconds`` ...)
     lattice_ : Lattice
     n_features_in_ : int
+    feature_names_in_ : ndarray of str, only when fitted on data with string column names
     n_iter_ : int, epochs run
     """
 
@@ -120,10 +160,10 @@ class SOM:
         pbc: bool = False,
         metric: str = "euclidean",
         neighborhood: str = "gaussian",
-        init="random",
+        init: str | Any = "random",
         epochs: int = 10,
-        sigma=None,
-        random_state=None,
+        sigma: float | tuple[float, float] | None = None,
+        random_state: int | np.random.Generator | None = None,
         sigma_decay: str = "exponential",
         tol: float | None = None,
         n_iter_no_change: int = 3,
@@ -152,6 +192,31 @@ class SOM:
 
     _estimator_type = "clusterer"
 
+    # Every constructor parameter and the kinds of value it takes (any one suffices).
+    _parameter_constraints: dict = {
+        "height": [Interval(numbers.Integral, 1)],
+        "width": [Interval(numbers.Integral, 1)],
+        "topology": [Options(TOPOLOGIES)],
+        "pbc": [StrictBool()],
+        "metric": [Options(METRICS)],
+        "neighborhood": [Options(NEIGHBORHOODS)],
+        "init": [Options(INITS), ArrayLike()],
+        "epochs": [Interval(numbers.Integral, 1)],
+        "sigma": [NoneValue(), Interval(numbers.Real, 0, closed="neither"), PositivePair()],
+        "random_state": [
+            NoneValue(),
+            Interval(numbers.Integral, 0),
+            InstanceOf((np.random.Generator,), "a numpy Generator"),
+        ],
+        "sigma_decay": [Options(DECAYS)],
+        "tol": [NoneValue(), Interval(numbers.Real, 0)],
+        "n_iter_no_change": [Interval(numbers.Integral, 1)],
+        "chunks": [Interval(numbers.Integral, 1), InstanceOf((str,), "'auto' or a size")],
+        "persist": [Options(("auto",)), StrictBool()],
+        "verbose": [StrictBool()],
+        "checkpoint": [NoneValue(), PATH],
+    }
+
     @classmethod
     def _get_param_names(cls) -> list[str]:
         signature = inspect.signature(cls.__init__)
@@ -161,7 +226,7 @@ class SOM:
         """The constructor's parameters, as scikit-learn's ``get_params``."""
         return {name: getattr(self, name) for name in self._get_param_names()}
 
-    def set_params(self, **params) -> SOM:
+    def set_params(self, **params: Any) -> SOM:
         """Set constructor parameters, as scikit-learn's ``set_params``; returns self."""
         valid = self._get_param_names()
         for name, value in params.items():
@@ -183,43 +248,37 @@ class SOM:
         ]
         return f"SOM({', '.join(changed)})"
 
-    def _validate_params(self) -> Lattice:
-        lattice = Lattice(self.height, self.width, self.topology, bool(self.pbc))
-        check_metric(self.metric)
-        check_neighborhood(self.neighborhood)
-        if isinstance(self.init, str) and self.init not in INITS:
-            raise ValueError(
-                f"Unknown init {self.init!r}; choose one of {', '.join(INITS)} or pass an "
-                "(M, n_features) array."
-            )
-        if isinstance(self.epochs, bool) or not isinstance(self.epochs, int | np.integer):
-            raise ValueError(f"epochs must be an integer of at least 1, got {self.epochs!r}.")
-        if self.epochs < 1:
-            raise ValueError(f"epochs must be at least 1, got {self.epochs}.")
-        if self.tol is not None and not self.tol >= 0:
-            raise ValueError(f"tol must be None or a non-negative number, got {self.tol!r}.")
-        if self.n_iter_no_change < 1:
-            raise ValueError(f"n_iter_no_change must be at least 1, got {self.n_iter_no_change}.")
-        if self.persist not in ("auto", True, False):
-            raise ValueError(f"persist must be 'auto', True or False, got {self.persist!r}.")
+    def _validate_params(self, n_features: int | None = None) -> Lattice:
+        """Check every parameter (see ``_parameter_constraints``); returns the lattice."""
+        validate_params("SOM", self.get_params(), self._parameter_constraints)
+        if isinstance(self.chunks, str) and self.chunks != "auto":
+            _check_chunk_size(self.chunks)
+        lattice = Lattice(int(self.height), int(self.width), self.topology, bool(self.pbc))
+        if n_features is not None:
+            _check_map_fits_memory(lattice, n_features)
         return lattice
 
-    def _check_data(self, X, fitted: bool) -> da.Array:
+    def _check_data(self, X: Any, fitted: bool) -> da.Array:
         return check_data(X, self.chunks, self.n_features_in_ if fitted else None)
 
-    def fit(self, X, y=None) -> SOM:
+    def fit(self, X: Any, y: Any = None) -> SOM:
         """Train the map on ``X`` (numpy, dask or zarr array, or a path to a zarr array).
+
+        Settings, an ``init`` array and a checkpoint are all checked before the data is read.
 
         Returns
         -------
         self
         """
-        lattice = self._validate_params()
+        self._validate_params()
         data = self._check_data(X, fitted=False)
+        lattice = self._validate_params(n_features=data.shape[1])
         sigmas = radius_schedule(self.height, self.width, self.epochs, self.sigma, self.sigma_decay)
+        check_init_array(self.init, lattice, data.shape[1])
+        fingerprint = data_fingerprint(data, X) if self.checkpoint is not None else None
+        state = self._resumed_state(lattice, sigmas, fingerprint)
         if engine.should_persist(data, self.persist):
             data = data.persist()
-        state = self._resumed_state(lattice, sigmas)
         if state is None:
             rng = np.random.default_rng(self.random_state)
             state = engine.TrainingState(initial_weights(data, lattice, self.init, rng), sigmas)
@@ -232,9 +291,12 @@ class SOM:
                 neighborhood=self.neighborhood,
                 tol=self.tol,
                 n_iter_no_change=self.n_iter_no_change,
-                on_epoch_end=None if self.checkpoint is None else self._write_checkpoint(lattice),
+                on_epoch_end=self._checkpoint_writer(lattice, fingerprint),
             )
         self._set_fitted(lattice, state.weights, state.history)
+        self.feature_names_in_ = _feature_names(X)
+        if self.feature_names_in_ is None:
+            del self.feature_names_in_
         return self
 
     def _training_settings(self) -> dict:
@@ -242,7 +304,10 @@ class SOM:
         ignored = {"chunks", "persist", "verbose", "checkpoint"}
         return {k: v for k, v in self.get_params().items() if k not in ignored}
 
-    def _write_checkpoint(self, lattice: Lattice):
+    def _checkpoint_writer(self, lattice: Lattice, fingerprint: dict | None):
+        if self.checkpoint is None:
+            return None
+
         def write(state: engine.TrainingState) -> None:
             write_map(
                 self.checkpoint,
@@ -250,26 +315,48 @@ class SOM:
                 lattice=lattice,
                 weights=state.weights,
                 history=state.history,
+                extra={"fingerprint": fingerprint},
             )
 
         return write
 
-    def _resumed_state(self, lattice: Lattice, sigmas: np.ndarray) -> engine.TrainingState | None:
-        if self.checkpoint is None or not map_path(self.checkpoint).exists():
+    def _resumed_state(
+        self, lattice: Lattice, sigmas: np.ndarray, fingerprint: dict | None
+    ) -> engine.TrainingState | None:
+        if self.checkpoint is None or existing_map(self.checkpoint) is None:
             return None
-        params, _, weights, history = read_map(map_path(self.checkpoint))
+        metadata, _, _ = read_metadata(self.checkpoint)
+        params, _, weights, history = read_map(self.checkpoint)
         saved = {k: v for k, v in params.items() if k in self._training_settings()}
         if settings_key(saved) != settings_key(self._training_settings()):
-            raise ValueError(
-                f"The checkpoint {str(self.checkpoint)!r} was written with other settings; "
-                "delete it to start afresh, or point checkpoint at another file."
+            changed = sorted(
+                k
+                for k, v in self._training_settings().items()
+                if settings_key({k: saved.get(k)}) != settings_key({k: v})
             )
-        logger.info("resuming from %s after %d epochs", self.checkpoint, len(history))
+            raise ValueError(
+                f"The checkpoint {os.fspath(self.checkpoint)!r} was written with other settings "
+                f"({', '.join(changed)} differ); delete it to start afresh, or point checkpoint "
+                "at another file."
+            )
+        _check_fingerprint(self.checkpoint, metadata.get("fingerprint"), fingerprint)
+        done = "finished" if len(history) >= len(sigmas) else "resuming"
+        logger.info(
+            "%s: checkpoint %s holds %d of %d epochs",
+            done,
+            self.checkpoint,
+            len(history),
+            len(sigmas),
+        )
         return engine.TrainingState(weights, sigmas, history)
 
     @classmethod
     def from_weights(
-        cls, weights: np.ndarray, lattice: Lattice, history: list[dict] | None = None, **params
+        cls,
+        weights: np.ndarray,
+        lattice: Lattice,
+        history: list[dict] | None = None,
+        **params: Any,
     ) -> SOM:
         """A fitted map holding ``weights`` (M x D) on ``lattice``, e.g. another library's.
 
@@ -296,28 +383,56 @@ class SOM:
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "weights_"):
-            raise RuntimeError("This SOM is not fitted yet; call fit(X) first or load a map.")
+            raise NotFittedError("This SOM is not fitted yet; call fit(X) first or load a map.")
 
-    def fit_predict(self, X, y=None):
+    def fit_predict(self, X: Any, y: Any = None) -> Any:
         """Fit the map on ``X`` and return the best-matching unit of every sample."""
         return self.fit(X).predict(X)
 
-    def predict(self, X):
-        """Index of every sample's best-matching unit.
-
-        A dask array in gives a lazy dask array out; anything else is computed to numpy.
-        """
+    def _map_rows(self, X: Any, per_chunk: Any, width: int | None, dtype: Any) -> Any:
+        """``per_chunk(chunk, weights, metric)`` over the row chunks of ``X``: lazy for dask
+        input, computed to numpy for anything else."""
         self._check_fitted()
         data = self._check_data(X, fitted=True)
-        labels = data.map_blocks(
-            predict_chunk, self.weights_, self.metric, drop_axis=1, dtype=np.int64
-        )
+        shape = {"drop_axis": 1} if width is None else {"chunks": (data.chunks[0], (width,))}
+        result = data.map_blocks(per_chunk, self.weights_, self.metric, dtype=dtype, **shape)
         if isinstance(X, da.Array):
-            return labels
+            return result
         with engine.compute_context():
-            return to_host(labels.compute())
+            return to_host(result.compute())
 
-    def _sum_over_chunks(self, X, per_chunk, width: int) -> np.ndarray:
+    def predict(self, X: Any) -> Any:
+        """Index of every sample's best-matching unit, int64 of shape ``(n_samples,)``.
+
+        Dask in, dask out: a dask array gives a lazy dask array (with the input's chunks and
+        array type, CuPy included); anything else (numpy, zarr, a path...) is computed and
+        returned as numpy.  :meth:`best_matching_units` always returns numpy.
+        """
+        return self._map_rows(X, predict_chunk, None, np.int64)
+
+    def best_matching_units(self, X: Any) -> np.ndarray:
+        """Every sample's best-matching unit as a host numpy array, whatever ``X`` is."""
+        labels = self.predict(X)
+        if isinstance(labels, da.Array):
+            with engine.compute_context():
+                labels = labels.compute()
+        return to_host(labels)
+
+    def transform(self, X: Any) -> Any:
+        """Distance of every sample to every node, shape ``(n_samples, M)``, as ``KMeans``.
+
+        Distances are in the map's metric (euclidean, 1 - cosine similarity, or manhattan),
+        computed chunk by chunk.  Dask in, dask out, as :meth:`predict`.
+        """
+        self._check_fitted()
+        dtype = compute_dtype(self._check_data(X, fitted=True).dtype)
+        return self._map_rows(X, transform_chunk, self.lattice_.n_nodes, dtype)
+
+    def fit_transform(self, X: Any, y: Any = None) -> Any:
+        """Fit the map on ``X`` and return the distances of its samples to every node."""
+        return self.fit(X).transform(X)
+
+    def _sum_over_chunks(self, X: Any, per_chunk: Any, width: int) -> np.ndarray:
         """Add up ``per_chunk(chunk, weights, metric, lattice)``, a length-``width`` vector per
         chunk, by a tree reduction: nothing that grows with the rows reaches the client."""
         self._check_fitted()
@@ -335,26 +450,44 @@ class SOM:
         with engine.compute_context():
             return to_host(dask.compute(parts.sum(axis=0, split_every=engine.SPLIT_EVERY))[0])
 
-    def _quality(self, X) -> np.ndarray:
-        return self._sum_over_chunks(X, quality_chunk, 3)
+    def quality(self, X: Any) -> dict:
+        """Quantization and topographic error of ``X`` in one pass over the data.
 
-    def hit_counts(self, X) -> np.ndarray:
+        Returns
+        -------
+        dict with ``quantization_error`` (mean Euclidean distance from each sample to its
+        best-matching unit's weights), ``topographic_error`` (share of samples whose best and
+        second-best units are not lattice neighbours) and ``n_samples``
+        """
+        distance_sum, errors, n_rows = self._sum_over_chunks(X, quality_chunk, 3)
+        return {
+            "quantization_error": float(distance_sum / n_rows),
+            "topographic_error": float(errors / n_rows),
+            "n_samples": int(n_rows),
+        }
+
+    def hit_counts(self, X: Any) -> np.ndarray:
         """How many samples each node is the best-matching unit of, shape ``(M,)``."""
         counts = self._sum_over_chunks(X, hits_chunk, self.lattice_.n_nodes)
         return counts.astype(np.int64)
 
-    def quantization_error(self, X) -> float:
+    def quantization_error(self, X: Any) -> float:
         """Mean Euclidean distance from each sample to its best-matching unit's weights."""
-        distance_sum, _, n_rows = self._quality(X)
-        return float(distance_sum / n_rows)
+        return self.quality(X)["quantization_error"]
 
-    def topographic_error(self, X) -> float:
+    def topographic_error(self, X: Any) -> float:
         """Share of samples whose best and second-best units are not lattice neighbours."""
-        _, errors, n_rows = self._quality(X)
-        return float(errors / n_rows)
+        return self.quality(X)["topographic_error"]
+
+    def score(self, X: Any, y: Any = None) -> float:
+        """Minus the quantization error of ``X``: higher is better, as scikit-learn expects."""
+        return -self.quantization_error(X)
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write the map to ``path`` (an ``.npz`` file; no pickle).  See :func:`dasksom.load`."""
+        """Write the map to exactly ``path`` (an ``.npz`` archive; no pickle), atomically.
+
+        See :func:`dasksom.load`.
+        """
         self._check_fitted()
         write_map(
             path,
@@ -364,8 +497,104 @@ class SOM:
             history=self.history_,
         )
 
+    def __sklearn_tags__(self) -> Any:
+        """scikit-learn's tags (imported here only: workers never import scikit-learn)."""
+        from sklearn.utils import InputTags, Tags, TargetTags, TransformerTags
 
-def _as_row(chunk, per_chunk, weights, metric, lattice) -> np.ndarray:
+        return Tags(
+            estimator_type="clusterer",
+            target_tags=TargetTags(required=False),
+            transformer_tags=TransformerTags(),
+            input_tags=InputTags(allow_nan=False),
+            non_deterministic=False,
+        )
+
+
+def load(path: str | os.PathLike) -> SOM:
+    """Read a map written by :meth:`SOM.save` (or a checkpoint); returns a fitted :class:`SOM`."""
+    params, lattice, weights, history = read_map(path)
+    return SOM.from_weights(weights, lattice, history, **params)
+
+
+def data_fingerprint(data: da.Array, source: Any) -> dict:
+    """What binds a checkpoint to its data: shape, dtype, source and a hash of sampled rows.
+
+    Reads :data:`FINGERPRINT_ROWS` single rows, evenly spaced, not the data.
+    """
+    n_rows = data.shape[0]
+    rows = sorted({int(i) for i in np.linspace(0, n_rows - 1, FINGERPRINT_ROWS)})
+    with engine.compute_context():
+        sample = dask.compute(*[data[i : i + 1] for i in rows])
+    digest = hashlib.sha256()
+    for row in sample:
+        digest.update(np.ascontiguousarray(to_host(row)).tobytes())
+    return {
+        "shape": [int(n) for n in data.shape],
+        "dtype": str(data.dtype),
+        "source": os.fspath(source)
+        if isinstance(source, str | os.PathLike)
+        else type(source).__name__,
+        "sample_sha256": digest.hexdigest(),
+    }
+
+
+def _check_fingerprint(path: Any, saved: dict | None, current: dict | None) -> None:
+    if saved is None or current is None:
+        raise ValueError(
+            f"The checkpoint {os.fspath(path)!r} does not record which data it was written for "
+            "(an older dasksom wrote it); delete it to start afresh, or point checkpoint at "
+            "another file."
+        )
+    differ = [key for key in ("shape", "dtype", "sample_sha256") if saved.get(key) != current[key]]
+    if not differ:
+        return
+    what = {
+        "shape": f"shape {tuple(saved.get('shape') or ())} then, {tuple(current['shape'])} now",
+        "dtype": f"dtype {saved.get('dtype')} then, {current['dtype']} now",
+        "sample_sha256": "the values of sampled rows differ",
+    }
+    raise ValueError(
+        f"The checkpoint {os.fspath(path)!r} was written for other data (from "
+        f"{saved.get('source')!r}: {'; '.join(what[k] for k in differ)}). Delete it (or use "
+        "another checkpoint or output folder) to train afresh on this data."
+    )
+
+
+def _check_chunk_size(chunks: str) -> None:
+    from dask.utils import parse_bytes
+
+    try:
+        parse_bytes(chunks)
+    except (ValueError, TypeError):
+        raise ValueError(
+            f"The 'chunks' parameter of SOM must be 'auto', a number of rows, or a size such "
+            f"as '64MiB'; got {chunks!r}."
+        ) from None
+
+
+def _check_map_fits_memory(lattice: Lattice, n_features: int) -> None:
+    """Refuse up front a map whose weights this machine cannot hold."""
+    import psutil
+
+    needed = WEIGHT_COPIES * 8 * lattice.n_nodes * (n_features + 1)
+    available = psutil.virtual_memory().total
+    if needed > available:
+        raise ValueError(
+            f"A {lattice.height}x{lattice.width} map on {n_features} features needs about "
+            f"{needed / 2**30:.3g} GiB for its weights and sums ({WEIGHT_COPIES} float64 copies "
+            f"of {lattice.n_nodes} x {n_features}), more than this machine's "
+            f"{available / 2**30:.3g} GiB; use a smaller map."
+        )
+
+
+def _feature_names(X: Any) -> np.ndarray | None:
+    columns = getattr(X, "columns", None)
+    if columns is None or not all(isinstance(c, str) for c in columns):
+        return None
+    return np.asarray(list(columns), dtype=object)
+
+
+def _as_row(chunk: Any, per_chunk: Any, weights: Any, metric: str, lattice: Lattice) -> np.ndarray:
     return np.asarray(per_chunk(chunk, weights, metric, lattice), dtype=np.float64)[None]
 
 
@@ -381,10 +610,10 @@ class _verbose_logging:
             logger.addHandler(self.handler)
             logger.setLevel(logging.INFO)
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: Any) -> None:
         if self.handler is not None:
             logger.removeHandler(self.handler)
             logger.setLevel(self.level)
 
 
-__all__ = ["SOM", "METRICS"]
+__all__ = ["SOM", "METRICS", "NotFittedError", "load", "check_data", "data_fingerprint"]

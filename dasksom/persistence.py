@@ -1,7 +1,8 @@
-"""Saved maps: one ``.npz`` file, arrays plus JSON metadata, readable without pickle.
+"""dasksom's map format: one ``.npz`` file, arrays plus JSON metadata, readable without pickle.
 
-The same file serves as a finished map (:meth:`dasksom.SOM.save`, :func:`load`) and as the
-per-epoch checkpoint of a running fit: its history says how many epochs are done.
+The same file serves as a finished map (:meth:`dasksom.SOM.save`, :func:`dasksom.load`) and as
+the per-epoch checkpoint of a running fit: its history says how many epochs are done.  Files
+are written atomically (:mod:`dasksom.atomic`) at exactly the path given.
 """
 
 from __future__ import annotations
@@ -10,22 +11,26 @@ import json
 import os
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from .atomic import atomic_file, local_path
 from .lattice import Lattice
 
 FORMAT = "dasksom-map"
 FORMAT_VERSION = 1
+# Metadata keys every map file holds, with the JSON type each must have.
+_METADATA_TYPES = {
+    "format": str,
+    "version": int,
+    "lattice": dict,
+    "params": dict,
+    "history": list,
+}
 
 
-def map_path(path: str | os.PathLike) -> Path:
-    """``path`` with the ``.npz`` suffix that saved maps carry."""
-    path = Path(path)
-    return path if path.suffix == ".npz" else path.with_name(path.name + ".npz")
-
-
-def _jsonable(value):
+def _jsonable(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, np.ndarray):
@@ -40,6 +45,18 @@ def settings_key(params: dict) -> str:
     return json.dumps(params, default=_jsonable, sort_keys=True)
 
 
+def existing_map(path: str | os.PathLike) -> Path | None:
+    """The file a map saved at ``path`` lives in, or None.
+
+    Maps saved by dasksom 0.1 got ``.npz`` appended to a name without it; they are found too.
+    """
+    path = local_path(path, "map")
+    for candidate in (path, path.with_name(path.name + ".npz")):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
 def write_map(
     path: str | os.PathLike,
     *,
@@ -47,14 +64,12 @@ def write_map(
     lattice: Lattice,
     weights: np.ndarray,
     history: list[dict],
+    extra: dict | None = None,
 ) -> Path:
-    """Write weights, lattice, settings and history to ``path`` (``.npz`` appended if missing).
+    """Write weights, lattice, settings and history to exactly ``path``, atomically.
 
-    The file is written under a temporary name and renamed, so an interrupted write never
-    leaves a half-written map (or checkpoint) behind.
+    ``extra`` is further JSON metadata (a checkpoint's data fingerprint, for instance).
     """
-    path = map_path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     params = dict(params)
     init = params.pop("init")
     metadata = {
@@ -63,55 +78,81 @@ def write_map(
         "lattice": lattice.to_dict(),
         "params": {**params, "init": init if isinstance(init, str) else "array"},
         "history": history,
+        **(extra or {}),
     }
     arrays = {"weights": np.asarray(weights, dtype=np.float64)}
     if not isinstance(init, str):
         arrays["init"] = np.asarray(init, dtype=np.float64)
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, metadata=np.array(json.dumps(metadata, default=_jsonable)), **arrays)
-    os.replace(tmp, path)
-    return path
+    text = np.array(json.dumps(metadata, default=_jsonable))
+    with atomic_file(path) as tmp, open(tmp, "wb") as handle:
+        np.savez(handle, metadata=text, **arrays)
+    return local_path(path)
 
 
-def read_map(path: str | os.PathLike) -> tuple[dict, Lattice, np.ndarray, list[dict]]:
-    """``(params, lattice, weights, history)`` of a map written by :func:`write_map`."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"No saved map at {str(path)!r}.")
+def read_metadata(path: str | os.PathLike) -> tuple[dict, np.ndarray, np.ndarray | None]:
+    """``(metadata, weights, init array or None)`` of a map file, checked for damage.
+
+    Raises ``FileNotFoundError`` when there is no map, and ``ValueError`` naming the file for
+    anything that is not an intact dasksom map.
+    """
+    found = existing_map(path)
+    if found is None:
+        raise FileNotFoundError(f"No saved map at {os.fspath(path)!r}.")
     try:
-        with np.load(path, allow_pickle=False) as stored:
+        with np.load(found, allow_pickle=False) as stored:
             metadata = json.loads(str(stored["metadata"]))
-            weights = stored["weights"]
-            init = stored["init"] if "init" in stored.files else None
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
+            weights = np.asarray(stored["weights"])
+            init = np.asarray(stored["init"]) if "init" in stored.files else None
+    except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile) as exc:
         raise ValueError(
-            f"{str(path)!r} is not a readable dasksom map ({exc}); it may be truncated or "
-            "another kind of file."
+            f"{str(found)!r} is not a readable dasksom map ({type(exc).__name__}: {exc}); it "
+            "may be truncated or another kind of file."
         ) from exc
+    _check_metadata(found, metadata, weights)
+    return metadata, weights, init
+
+
+def _check_metadata(path: Path, metadata: Any, weights: np.ndarray) -> None:
+    def damaged(why: str) -> ValueError:
+        return ValueError(f"{str(path)!r} is a damaged dasksom map: {why}.")
+
+    if not isinstance(metadata, dict):
+        raise damaged(f"its metadata is a JSON {type(metadata).__name__}, not an object")
     if metadata.get("format") != FORMAT:
         raise ValueError(f"{str(path)!r} is not a dasksom map (format {metadata.get('format')!r}).")
+    for key, kind in _METADATA_TYPES.items():
+        if not isinstance(metadata.get(key), kind) or isinstance(metadata.get(key), bool):
+            raise damaged(f"its metadata has no valid {key!r} (a JSON {kind.__name__})")
     if metadata["version"] > FORMAT_VERSION:
         raise ValueError(
             f"{str(path)!r} was written by a newer dasksom (format version "
             f"{metadata['version']}); upgrade dasksom to read it."
         )
-    params = metadata["params"]
+    if not all(isinstance(record, dict) for record in metadata["history"]):
+        raise damaged("its history holds entries that are not JSON objects")
+    if weights.ndim != 2 or weights.dtype.kind != "f" or not np.isfinite(weights).all():
+        raise damaged(
+            f"its weights are not a finite 2-D float array ({weights.dtype}, {weights.shape})"
+        )
+
+
+def read_map(path: str | os.PathLike) -> tuple[dict, Lattice, np.ndarray, list[dict]]:
+    """``(params, lattice, weights, history)`` of a map written by :func:`write_map`."""
+    metadata, weights, init = read_metadata(path)
+    params = dict(metadata["params"])
     if init is not None:
         params["init"] = init
     if isinstance(params.get("sigma"), list):
         params["sigma"] = tuple(params["sigma"])
-    lattice = Lattice(**metadata["lattice"])
+    try:
+        lattice = Lattice(**metadata["lattice"])
+    except (TypeError, ValueError) as exc:
+        raise ValueError(
+            f"{os.fspath(path)!r} is a damaged dasksom map: its lattice: {exc}"
+        ) from exc
     if weights.shape[0] != lattice.n_nodes:
         raise ValueError(
-            f"{str(path)!r} is inconsistent: {weights.shape[0]} weight rows for a "
+            f"{os.fspath(path)!r} is inconsistent: {weights.shape[0]} weight rows for a "
             f"{lattice.height}x{lattice.width} map."
         )
     return params, lattice, weights, metadata["history"]
-
-
-def load(path: str | os.PathLike):
-    """Read a map written by :meth:`dasksom.SOM.save`; returns a fitted :class:`~dasksom.SOM`."""
-    from .estimator import SOM
-
-    params, lattice, weights, history = read_map(path)
-    return SOM.from_weights(weights, lattice, history, **params)

@@ -22,13 +22,13 @@ from typing import TYPE_CHECKING, Any
 import dask.array as da
 import numpy as np
 
-from . import engine
-from .estimator import SOM, check_data
-from .initialization import initial_weights
-from .kernels import check_metric, to_host
+from .estimator import SOM, check_data, load
+from .initialization import INITS, initial_weights
+from .kernels import get_metric, to_host
 from .lattice import Lattice
-from .neighborhood import check_neighborhood
+from .neighborhood import get_neighborhood
 from .online import train_online
+from .simpsom_format import read_simpsom_map, write_simpsom_map
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -41,9 +41,6 @@ EARLY_STOPS = ("mapdiff",)
 # simpsom's epochs=-1: 10 epochs for batch training, 10 steps per sample for online training.
 DEFAULT_BATCH_EPOCHS = 10
 DEFAULT_ONLINE_STEPS_PER_SAMPLE = 10
-# Rows before the node weights in a simpsom 3 ``.npy`` map: height, width and PBC, each
-# repeated across the row.  simpsom 2 wrote one row ``[height, width, PBC, 0, ...]``.
-SIMPSOM_HEADER_ROWS = 3
 # Half-width of the uniform jitter ``plot_projected_points(jitter=True)`` adds, as simpsom.
 DEFAULT_JITTER = 0.15
 
@@ -142,14 +139,14 @@ class SOMNet:
         output_path: str | os.PathLike = "./",
     ) -> None:
         self.metric = _lower(metric, "metric")
-        check_metric(self.metric)
+        get_metric(self.metric)
         self.neighborhood_fun = _lower(neighborhood_fun, "neighborhood_fun")
-        check_neighborhood(self.neighborhood_fun)
+        get_neighborhood(self.neighborhood_fun)
         self.init = _lower(init, "init") if isinstance(init, str) else np.asarray(to_host(init))
-        if isinstance(self.init, str) and self.init not in ("random", "pca", "sample"):
+        if isinstance(self.init, str) and self.init not in INITS:
             raise ValueError(
-                f"Unknown init {init!r}; choose 'random', 'PCA' or 'sample', or pass an array "
-                "of starting weights."
+                f"Unknown init {init!r}; choose one of {', '.join(INITS)} (any case), or pass "
+                "an array of starting weights."
             )
         self.random_seed = random_seed
         self.GPU = bool(GPU)
@@ -392,11 +389,7 @@ class SOMNet:
             vecs = np.asarray(vecs)
             if vecs.ndim == 1:
                 vecs = vecs[None]
-        labels = self.som.predict(vecs)
-        if isinstance(labels, da.Array):
-            with engine.compute_context():
-                labels = labels.compute()
-        return to_host(labels)
+        return self.som.best_matching_units(vecs)
 
     def project_onto_map(
         self, array: Any, file_name: str | os.PathLike | None = "./som_projected.npy"
@@ -658,99 +651,9 @@ class SOMNet:
         return points
 
 
-# -- simpsom's .npy maps ------------------------------------------------------------------------
-
-
-def to_simpsom_order(weights: np.ndarray, lattice: Lattice) -> np.ndarray:
-    """Reorder node rows from dasksom's row-major order to simpsom's column-major order."""
-    n_features = weights.shape[1]
-    return (
-        weights.reshape(lattice.height, lattice.width, n_features)
-        .transpose(1, 0, 2)
-        .reshape(-1, n_features)
-    )
-
-
-def from_simpsom_order(weights: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Reorder node rows from simpsom's column-major order to dasksom's row-major order."""
-    n_features = weights.shape[1]
-    return weights.reshape(width, height, n_features).transpose(1, 0, 2).reshape(-1, n_features)
-
-
-def write_simpsom_map(path: str | os.PathLike, lattice: Lattice, weights: np.ndarray) -> None:
-    """Write ``weights`` in simpsom 3's ``.npy`` layout (see :meth:`SOMNet.save_map`).
-
-    The file is written under a temporary name and renamed, so an interrupted save never
-    leaves a half-written map.
-    """
-    path = Path(path)
-    n_features = weights.shape[1]
-    header = np.repeat(
-        np.array([[lattice.height], [lattice.width], [float(lattice.pbc)]]), n_features, axis=1
-    )
-    table = np.vstack([header, to_simpsom_order(np.asarray(weights, np.float64), lattice)])
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as handle:
-        np.save(handle, table, allow_pickle=False)
-    os.replace(tmp, path)
-
-
-def read_simpsom_map(path: str | os.PathLike) -> tuple[int, int, bool, np.ndarray]:
-    """Read a map saved by simpsom (either layout) without pickle.
-
-    simpsom 3's ``save_map`` writes ``(M + 3, D)`` float rows: height, width and PBC each
-    repeated across a row, then the nodes.  simpsom 2's ``save`` wrote ``(M + 1, D)``: one
-    row ``[height, width, PBC, 0, ...]``, then the nodes.  Both order the nodes column by
-    column.
-
-    Returns
-    -------
-    height, width, pbc, weights : the weights in dasksom's node order, float64
-    """
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"No saved map at {str(path)!r}.")
-    try:
-        table = np.load(path, allow_pickle=False)
-    except ValueError as exc:
-        raise ValueError(
-            f"{str(path)!r} cannot be read without pickle ({exc}); simpsom's maps are plain "
-            "float arrays, so this file is not one."
-        ) from exc
-    if table.ndim != 2 or table.dtype.kind not in "fiu" or table.shape[0] < 2:
-        raise ValueError(
-            f"{str(path)!r} is not a simpsom map: expected a 2-D numeric array with header rows, "
-            f"got shape {table.shape} and dtype {table.dtype}."
-        )
-    table = table.astype(np.float64)
-    n_rows = table.shape[0]
-    header = table[:SIMPSOM_HEADER_ROWS]
-    if len(header) == SIMPSOM_HEADER_ROWS and (header == header[:, :1]).all():
-        height, width, pbc = header[:, 0]
-        if _whole(height) and _whole(width) and height * width == n_rows - SIMPSOM_HEADER_ROWS:
-            weights = table[SIMPSOM_HEADER_ROWS:]
-            weights = from_simpsom_order(weights, int(height), int(width))
-            return int(height), int(width), bool(pbc), weights
-    if table.shape[1] >= 3:
-        height, width, pbc = table[0, :3]
-        if _whole(height) and _whole(width) and height * width == n_rows - 1:
-            weights = from_simpsom_order(table[1:], int(height), int(width))
-            return int(height), int(width), bool(pbc), weights
-    raise ValueError(
-        f"{str(path)!r} is not a simpsom map: its {n_rows} rows do not hold a header giving "
-        "height x width node rows."
-    )
-
-
-def _whole(value: float) -> bool:
-    return value >= 1 and float(value).is_integer()
-
-
 def _load_map(load_file: str | os.PathLike, topology: str) -> tuple[Lattice, np.ndarray]:
     name = os.fspath(load_file)
     if name.endswith(".npz"):
-        from .persistence import load
-
         som = load(name)
         return som.lattice_, som.weights_
     if not name.endswith(".npy"):
@@ -823,4 +726,4 @@ def _clustering_estimator(algorithm, kwargs: dict):
     return estimator
 
 
-__all__ = ["SOMNet", "SOMNode", "read_simpsom_map", "write_simpsom_map"]
+__all__ = ["SOMNet", "SOMNode"]

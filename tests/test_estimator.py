@@ -5,6 +5,7 @@ from sklearn.base import clone
 
 import dasksom
 from dasksom import SOM, Lattice
+from dasksom.estimator import NotFittedError
 from dasksom.initialization import initial_weights
 
 from .faults import killed_in_epoch
@@ -69,12 +70,19 @@ def test_get_and_set_params_follow_scikit_learn(fitted):
 
 def test_save_and_load_round_trip_gives_identical_predictions(fitted, tmp_path):
     som, data = fitted
-    som.save(tmp_path / "map")
+    som.save(tmp_path / "map.npz")
     loaded = dasksom.load(tmp_path / "map.npz")
     np.testing.assert_array_equal(loaded.weights_, som.weights_)
     np.testing.assert_array_equal(loaded.predict(data), som.predict(data))
     assert loaded.get_params() == som.get_params()
     assert loaded.history_ == som.history_
+
+
+def test_save_writes_exactly_the_path_given_and_load_reads_it(fitted, tmp_path):
+    som, _ = fitted
+    som.save(tmp_path / "m.som")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.som"]
+    np.testing.assert_array_equal(dasksom.load(tmp_path / "m.som").weights_, som.weights_)
 
 
 def test_saved_map_loads_without_pickle(fitted, tmp_path):
@@ -153,16 +161,35 @@ def test_pca_init_spans_the_first_two_components():
 
 
 BAD_PARAMS = [
-    ({"height": 0}, "height must be an integer of at least 1"),
-    ({"width": -2}, "width must be an integer of at least 1"),
-    ({"topology": "triangle"}, "Unknown topology"),
-    ({"metric": "chebyshev"}, "Unknown metric"),
-    ({"neighborhood": "cone"}, "Unknown neighborhood"),
-    ({"init": "kmeans"}, "Unknown init"),
-    ({"epochs": 0}, "epochs must be at least 1"),
+    ({"height": 0}, r"'height' parameter of SOM must be an integer in \[1, inf\); got 0"),
+    ({"width": -2}, r"'width' parameter of SOM must be an integer in \[1, inf\); got -2"),
+    ({"height": 2.5}, "'height' parameter of SOM must be an integer"),
+    ({"topology": "triangle"}, "'topology' parameter of SOM must be one of 'square', 'hexagonal'"),
+    ({"metric": "chebyshev"}, "'metric' parameter of SOM must be one of 'euclidean'"),
+    ({"neighborhood": "cone"}, "'neighborhood' parameter of SOM must be one of 'gaussian'"),
+    ({"init": "kmeans"}, "'init' parameter of SOM must be one of 'random', 'sample', 'pca'"),
+    ({"epochs": 0}, "'epochs' parameter of SOM must be an integer in"),
+    ({"epochs": True}, "'epochs' parameter of SOM must be an integer in"),
+    ({"pbc": "no"}, "'pbc' parameter of SOM must be True or False; got 'no'"),
+    ({"pbc": 1}, "'pbc' parameter of SOM must be True or False; got 1"),
+    ({"verbose": "yes"}, "'verbose' parameter of SOM must be True or False"),
+    ({"sigma": -1.0}, "'sigma' parameter of SOM must be None; or a finite number in"),
+    ({"sigma": (3.0, 0.0)}, "'sigma' parameter of SOM must be .*a pair"),
+    ({"sigma": float("nan")}, "'sigma' parameter of SOM"),
+    ({"sigma_decay": "cubic"}, "'sigma_decay' parameter of SOM must be one of 'exponential'"),
+    ({"tol": -0.1}, "'tol' parameter of SOM must be None; or a finite number in"),
+    ({"n_iter_no_change": 0}, "'n_iter_no_change' parameter of SOM"),
+    ({"chunks": 0}, "'chunks' parameter of SOM"),
+    ({"chunks": "lots"}, "'chunks' parameter of SOM must be 'auto', a number of rows, or a size"),
+    ({"random_state": "seed"}, "'random_state' parameter of SOM"),
+    ({"checkpoint": 5}, "'checkpoint' parameter of SOM must be None; or a path"),
     ({"topology": "hexagonal", "pbc": True, "height": 5}, "even height"),
     ({"init": np.zeros((3, 3))}, r"needs \(16, 2\)"),
-    ({"persist": "sometimes"}, "persist must be"),
+    (
+        {"persist": "sometimes"},
+        "'persist' parameter of SOM must be one of 'auto'; or True or False",
+    ),
+    ({"height": 100_000, "width": 100_000}, r"needs about .* GiB .* use a smaller map"),
 ]
 
 
@@ -215,7 +242,7 @@ def test_a_missing_path_is_named_in_the_error(tmp_path):
 
 
 def test_using_an_unfitted_map_asks_for_fit():
-    with pytest.raises(RuntimeError, match="not fitted"):
+    with pytest.raises(NotFittedError, match="not fitted"):
         SOM(2, 2).predict(np.ones((3, 2)))
 
 

@@ -1,0 +1,100 @@
+"""simpsom's ``.npy`` map format: a plain float array, read and written without pickle.
+
+simpsom 3's ``save_map`` writes ``(M + 3, D)`` float rows: height, width and PBC each repeated
+across a row, then one row of weights per node.  simpsom 2's ``save`` wrote ``(M + 1, D)``: one
+row ``[height, width, PBC, 0, ...]``, then the nodes.  Both order the nodes column by column,
+dasksom row by row.  The topology is not stored: the format has no place for it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .atomic import atomic_file
+from .lattice import Lattice
+
+# Rows before the node weights in a simpsom 3 ``.npy`` map: height, width and PBC, each
+# repeated across the row.  simpsom 2 wrote one row ``[height, width, PBC, 0, ...]``.
+SIMPSOM_HEADER_ROWS = 3
+
+
+def to_simpsom_order(weights: np.ndarray, lattice: Lattice) -> np.ndarray:
+    """Reorder node rows from dasksom's row-major order to simpsom's column-major order."""
+    n_features = weights.shape[1]
+    return (
+        weights.reshape(lattice.height, lattice.width, n_features)
+        .transpose(1, 0, 2)
+        .reshape(-1, n_features)
+    )
+
+
+def from_simpsom_order(weights: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Reorder node rows from simpsom's column-major order to dasksom's row-major order."""
+    n_features = weights.shape[1]
+    return weights.reshape(width, height, n_features).transpose(1, 0, 2).reshape(-1, n_features)
+
+
+def write_simpsom_map(path: str | os.PathLike, lattice: Lattice, weights: np.ndarray) -> None:
+    """Write ``weights`` in simpsom 3's ``.npy`` layout (see :meth:`SOMNet.save_map`),
+    atomically (:func:`dasksom.atomic.atomic_file`)."""
+    n_features = weights.shape[1]
+    header = np.repeat(
+        np.array([[lattice.height], [lattice.width], [float(lattice.pbc)]]), n_features, axis=1
+    )
+    table = np.vstack([header, to_simpsom_order(np.asarray(weights, np.float64), lattice)])
+    with atomic_file(path) as tmp, open(tmp, "wb") as handle:
+        np.save(handle, table, allow_pickle=False)
+
+
+def read_simpsom_map(path: str | os.PathLike) -> tuple[int, int, bool, np.ndarray]:
+    """Read a map saved by simpsom (either layout) without pickle.
+
+    simpsom 3's ``save_map`` writes ``(M + 3, D)`` float rows: height, width and PBC each
+    repeated across a row, then the nodes.  simpsom 2's ``save`` wrote ``(M + 1, D)``: one
+    row ``[height, width, PBC, 0, ...]``, then the nodes.  Both order the nodes column by
+    column.
+
+    Returns
+    -------
+    height, width, pbc, weights : the weights in dasksom's node order, float64
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"No saved map at {str(path)!r}.")
+    try:
+        table = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise ValueError(
+            f"{str(path)!r} cannot be read without pickle ({exc}); simpsom's maps are plain "
+            "float arrays, so this file is not one."
+        ) from exc
+    if table.ndim != 2 or table.dtype.kind not in "fiu" or table.shape[0] < 2:
+        raise ValueError(
+            f"{str(path)!r} is not a simpsom map: expected a 2-D numeric array with header rows, "
+            f"got shape {table.shape} and dtype {table.dtype}."
+        )
+    table = table.astype(np.float64)
+    n_rows = table.shape[0]
+    header = table[:SIMPSOM_HEADER_ROWS]
+    if len(header) == SIMPSOM_HEADER_ROWS and (header == header[:, :1]).all():
+        height, width, pbc = header[:, 0]
+        if _whole(height) and _whole(width) and height * width == n_rows - SIMPSOM_HEADER_ROWS:
+            weights = table[SIMPSOM_HEADER_ROWS:]
+            weights = from_simpsom_order(weights, int(height), int(width))
+            return int(height), int(width), bool(pbc), weights
+    if table.shape[1] >= 3:
+        height, width, pbc = table[0, :3]
+        if _whole(height) and _whole(width) and height * width == n_rows - 1:
+            weights = from_simpsom_order(table[1:], int(height), int(width))
+            return int(height), int(width), bool(pbc), weights
+    raise ValueError(
+        f"{str(path)!r} is not a simpsom map: its {n_rows} rows do not hold a header giving "
+        "height x width node rows."
+    )
+
+
+def _whole(value: float) -> bool:
+    return value >= 1 and float(value).is_integer()
