@@ -1,3 +1,5 @@
+import argparse
+import io
 import json
 import os
 import subprocess
@@ -30,30 +32,36 @@ def test_demo_writes_the_map_summary_and_pictures(tmp_path):
     }
     assert all(os.path.getsize(p) > 0 for p in summary["plots"])
     assert dasksom.load(out / "map.npz").weights_.shape == (36, 64)
+    assert summary["settings"]["size"] == [6, 6] and summary["settings"]["command"] == "demo"
 
 
-def test_rerunning_a_killed_train_job_resumes_to_the_same_map(tmp_path, blobs):
+def test_rerunning_a_killed_train_job_resumes_to_the_same_map(tmp_path, blobs, capsys):
     np.save(tmp_path / "x.npy", blobs)
     args = ["train", str(tmp_path / "x.npy"), "--size", "4x4", "--epochs", "4"]
     args += ["--workers", "0", "--no-plots", "--output"]
     assert main([*args, str(tmp_path / "whole")]) == 0
     with killed_in_epoch(3), pytest.raises(KeyboardInterrupt):
         main([*args, str(tmp_path / "cut")])
+    capsys.readouterr()
     assert main([*args, str(tmp_path / "cut")]) == 0
+    checkpoint = tmp_path / "cut" / "checkpoint.npz"
+    assert f"resuming from epoch 2 of 4 ({checkpoint})" in capsys.readouterr().out
     np.testing.assert_array_equal(
         dasksom.load(tmp_path / "cut" / "map.npz").weights_,
         dasksom.load(tmp_path / "whole" / "map.npz").weights_,
     )
 
 
-def test_train_reports_a_missing_file_without_a_traceback(tmp_path, capsys):
-    assert main(["train", str(tmp_path / "nothing.npy"), "--output", str(tmp_path)]) == 2
-    assert "nothing.npy" in capsys.readouterr().err
+def test_train_reports_a_missing_file_in_one_line_with_status_1(tmp_path, capsys):
+    assert main(["train", str(tmp_path / "nothing.npy"), "--output", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "nothing.npy" in err and len(err.strip().splitlines()) == 1
 
 
-def test_bad_map_size_is_refused_by_the_parser(capsys):
-    with pytest.raises(SystemExit):
+def test_bad_map_size_is_refused_by_the_parser_with_status_2(capsys):
+    with pytest.raises(SystemExit) as exited:
         main(["demo", "--size", "big"])
+    assert exited.value.code == 2
     assert "HEIGHTxWIDTH" in capsys.readouterr().err
 
 
@@ -124,3 +132,281 @@ def test_train_on_scheduler_and_workers_started_from_the_command_line(tmp_path, 
     on_cluster = dasksom.load(tmp_path / "out" / "map.npz").weights_
     local = dasksom.SOM(4, 5, init="pca", epochs=3, random_state=0).fit(blobs).weights_
     np.testing.assert_allclose(on_cluster, local, rtol=1e-6)
+
+
+def cli(*args, timeout=60):
+    """``dasksom ARGS`` in a fresh interpreter (exit status and output as an operator sees)."""
+    return subprocess.run(
+        [sys.executable, "-m", "dasksom.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture
+def trained(tmp_path, blobs):
+    """A finished 4x4 run on ``blobs``: ``(data file, output folder, base arguments)``."""
+    np.save(tmp_path / "x.npy", blobs)
+    out = tmp_path / "out"
+    args = ["train", str(tmp_path / "x.npy"), "--size", "4x4", "--epochs", "3", "--output"]
+    args += [str(out), "--no-plots"]
+    assert main(args) == 0
+    return tmp_path / "x.npy", out, args
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out.strip() == f"dasksom {dasksom.__version__}"
+
+
+@pytest.mark.parametrize("command", ["demo", "train", "predict", "plot", "info"])
+def test_help_shows_every_default(command):
+    from dasksom.cli import build_parsers
+
+    parser = build_parsers()[1][command]
+    text = " ".join(parser.format_help().split())
+    for action in parser._actions:
+        if action.option_strings and action.default is not argparse.SUPPRESS:
+            if not action.required:
+                assert "(default" in parser.formatter_class("x")._get_help_string(action)
+    assert "exit codes" in text and "2 usage error" in text
+
+
+def test_choices_come_from_the_library():
+    from dasksom.cli import build_parsers
+    from dasksom.initialization import INITS
+    from dasksom.kernels import METRICS
+    from dasksom.lattice import TOPOLOGIES
+    from dasksom.neighborhood import NEIGHBORHOODS
+
+    options = {a.dest: a for a in build_parsers()[1]["train"]._actions}
+    assert tuple(options["init"].choices) == tuple(INITS)
+    assert tuple(options["metric"].choices) == tuple(METRICS)
+    assert tuple(options["neighborhood"].choices) == tuple(NEIGHBORHOODS)
+    assert tuple(options["topology"].choices) == tuple(TOPOLOGIES)
+
+
+def test_config_file_sets_options_and_flags_override_it(tmp_path, blobs):
+    np.save(tmp_path / "x.npy", blobs)
+    config = tmp_path / "som.toml"
+    config.write_text(
+        'size = "3x5"\nepochs = 4\nno-plots = true\ntopology = "square"\n'
+        'scheduler_file = "/nowhere/scheduler.json"\n'
+    )
+    args = ["train", str(tmp_path / "x.npy"), "--config", str(config), "--epochs", "2"]
+    assert main([*args, "--workers", "0", "--output", str(tmp_path / "out")]) == 0
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    settings = summary["settings"]
+    assert settings["size"] == [3, 5] and settings["topology"] == "square"
+    assert settings["epochs"] == 2 and summary["epochs"] == 2
+    assert settings["plots"] is False and "plots" not in summary
+    # --workers on the command line overrides the config file's scheduler.
+    assert settings["scheduler_file"] is None and settings["workers"] == 0
+    assert settings["config"] == str(config)
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("epoch = 3\n", "unknown key 'epoch'"),
+        ('epochs = "ten"\n', "epochs"),
+        ('topology = "round"\n', "must be one of"),
+        ("pbc = 1\n", "true or false"),
+        ('scheduler-file = "a"\nscheduler_address = "tcp://b:1"\n', "exclude each other"),
+        ("size = [", "cannot read the config file"),
+    ],
+)
+def test_bad_config_files_are_usage_errors(tmp_path, capsys, text, message):
+    config = tmp_path / "bad.toml"
+    config.write_text(text)
+    with pytest.raises(SystemExit) as exited:
+        main(["train", "x.npy", "--config", str(config)])
+    assert exited.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_a_finished_run_is_not_retrained(trained, capsys):
+    _, out, args = trained
+    before = {name: (out / name).stat().st_mtime_ns for name in ("map.npz", "summary.json")}
+    capsys.readouterr()
+    assert main(args) == 0
+    assert (
+        "the run is already finished (3 of 3 epochs; "
+        f"{out / 'checkpoint.npz'}); nothing to do; use --force to retrain"
+    ) in capsys.readouterr().out
+    assert {name: (out / name).stat().st_mtime_ns for name in before} == before
+
+
+def test_force_retrains_afresh(trained, capsys):
+    _, out, args = trained
+    first = dasksom.load(out / "map.npz").weights_
+    capsys.readouterr()
+    assert main([*args, "--force", "--log-json", str(out / "epochs.jsonl")]) == 0
+    assert "--force: removed the checkpoint" in capsys.readouterr().out
+    assert len((out / "epochs.jsonl").read_text().splitlines()) == 3
+    np.testing.assert_array_equal(dasksom.load(out / "map.npz").weights_, first)
+
+
+def test_a_finished_checkpoint_of_other_data_is_refused(trained, capsys):
+    data, out, args = trained
+    np.save(data, np.load(data) + 1.0)
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "other data" in err and "--force" in err
+    assert "already finished" not in capsys.readouterr().out
+
+
+def test_a_damaged_checkpoint_is_one_line_pointing_at_force(trained, capsys):
+    _, out, args = trained
+    (out / "checkpoint.npz").write_bytes(b"")
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "checkpoint.npz" in err and "--force" in err and len(err.strip().splitlines()) == 1
+
+
+def test_progress_lines_and_json_epoch_records(tmp_path, blobs, capsys):
+    np.save(tmp_path / "x.npy", blobs)
+    log = tmp_path / "epochs.jsonl"
+    args = ["train", str(tmp_path / "x.npy"), "--size", "3x3", "--epochs", "3", "--no-plots"]
+    assert main([*args, "--log-json", str(log), "--output", str(tmp_path / "out")]) == 0
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("epoch")]
+    assert [line.split()[1] for line in lines] == ["1/3", "2/3", "3/3"]
+    assert all("radius" in line and "QE" in line and "rows/s" in line for line in lines)
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [0, 1, 2]
+    assert {r["epochs"] for r in records} == {3} and {r["n_samples"] for r in records} == {300}
+    assert {"sigma", "quantization_error", "map_difference", "seconds"} <= set(records[0])
+
+
+def test_a_terminal_gets_a_live_bar():
+    from dasksom._cli_progress import progress
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    screen = Terminal()
+    with progress(stream=screen):
+        dasksom.SOM(3, 3, epochs=2, random_state=0).fit(np.random.default_rng(0).random((50, 2)))
+    text = screen.getvalue()
+    assert text.count("\r") == 2 and text.endswith("\n")
+    assert "[##########----------] epoch 1/2" in text and "left" in text
+
+
+def test_the_data_is_read_twice_after_training(tmp_path, blobs):
+    import dask.array as da
+
+    from dasksom.cli import write_results
+
+    som = dasksom.SOM(3, 3, epochs=2, random_state=0).fit(blobs)
+    reads = []
+
+    def counted(block):
+        reads.append(len(block))
+        return block
+
+    data = da.from_array(blobs, chunks=100).map_blocks(counted, dtype=blobs.dtype)
+    labels = np.arange(len(blobs)) % 3
+    summary = write_results(som, data, tmp_path, labels=labels, features=[0, 1])
+    assert len(summary["plots"]) == 6
+    assert sum(reads) == 2 * len(blobs)
+
+
+def test_predict_writes_npy_and_zarr_out_of_core(trained):
+    import zarr
+
+    data, out, _ = trained
+    som = dasksom.load(out / "map.npz")
+    expected = som.predict(np.load(data))
+    assert main(["predict", str(out / "map.npz"), str(data), "--output", str(out / "b.npy")]) == 0
+    np.testing.assert_array_equal(np.load(out / "b.npy"), expected)
+    args = ["predict", str(out / "map.npz"), str(data), "--positions", "--chunks", "70"]
+    assert main([*args, "--output", str(out / "p.zarr")]) == 0
+    np.testing.assert_array_equal(zarr.open_array(out / "p.zarr")[:], som.positions_[expected])
+
+
+def test_predict_refuses_other_outputs(trained, capsys):
+    data, out, _ = trained
+    for target, status in (("b.csv", 2), ("s3://bucket/b.npy", 2)):
+        assert main(["predict", str(out / "map.npz"), str(data), "--output", target]) == status
+    assert "s3://" in capsys.readouterr().err
+
+
+PLOTS = {
+    "umatrix": [],
+    "hits": ["DATA"],
+    "components": ["--features", "0,2"],
+    "convergence": [],
+    "mosaic": ["--image-shape", "1x5"],
+    "labels": ["DATA", "--labels", "LABELS"],
+    "projection": ["DATA"],
+}
+
+
+@pytest.mark.parametrize("kind", PLOTS)
+def test_plot_draws_any_picture_of_a_saved_map(trained, kind):
+    data, out, _ = trained
+    np.save(out / "y.npy", np.arange(300) % 4)
+    extra = [{"DATA": str(data), "LABELS": str(out / "y.npy")}.get(a, a) for a in PLOTS[kind]]
+    args = ["plot", str(out / "map.npz"), *extra, "--kind", kind]
+    assert main([*args, "--output", str(out / "p.png")]) == 0
+    assert (out / "p.png").stat().st_size > 0
+
+
+def test_plot_says_what_a_kind_needs(trained, capsys):
+    _, out, _ = trained
+    assert main(["plot", str(out / "map.npz"), "--kind", "hits", "--output", "h.png"]) == 2
+    assert "needs the DATA" in capsys.readouterr().err
+
+
+def test_info_shows_settings_lattice_and_history(trained, capsys):
+    _, out, _ = trained
+    capsys.readouterr()
+    assert main(["info", str(out / "map.npz")]) == 0
+    text = capsys.readouterr().out
+    assert "4x4 hexagonal" in text and "3 of 3 epochs" in text and "metric=euclidean" in text
+    assert main(["info", str(out / "map.npz"), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["lattice"]["height"] == 4 and info["epochs_done"] == 3
+    assert len(info["history"]) == 3 and info["settings"]["epochs"] == 3
+
+
+def test_a_url_output_is_refused(tmp_path, blobs, capsys):
+    np.save(tmp_path / "x.npy", blobs)
+    assert main(["train", str(tmp_path / "x.npy"), "--output", "s3://bucket/run"]) == 2
+    assert "s3:// URLs" in capsys.readouterr().err
+    assert not os.path.exists("s3:")
+
+
+def _one_line_failure(result):
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    return result.stderr
+
+
+def test_a_scheduler_file_that_never_appears_times_out(tmp_path):
+    started = time.monotonic()
+    err = _one_line_failure(
+        cli("train", "x.npy", "--scheduler-file", tmp_path / "s.json", "--connect-timeout", 2)
+    )
+    assert "did not appear within 2 s" in err and "s.json" in err
+    assert time.monotonic() - started < 30
+
+
+def test_a_garbage_scheduler_file_is_named(tmp_path):
+    (tmp_path / "s.json").write_text("not json at all")
+    err = _one_line_failure(
+        cli("train", "x.npy", "--scheduler-file", tmp_path / "s.json", "--connect-timeout", 2)
+    )
+    assert f"{str(tmp_path / 's.json')!r} is not a dask scheduler file" in err
+
+
+def test_an_unreachable_scheduler_is_one_line(tmp_path):
+    err = _one_line_failure(
+        cli("train", "x.npy", "--scheduler-address", "tcp://127.0.0.1:1", "--connect-timeout", 2)
+    )
+    assert "cannot connect to the scheduler at tcp://127.0.0.1:1" in err
