@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import inspect
 import logging
 import numbers
 import os
+import sys
 from typing import Any
 
 import dask
@@ -62,27 +64,58 @@ def check_data(X: Any, chunks: int | str = "auto", n_features: int | None = None
     -------
     dask.array.Array of shape (n_samples, n_features)
     """
-    data = as_dask_array(X, chunks=chunks)
+    data = as_dask_array(_in_memory_as_array(X), chunks=chunks)
     if data.ndim != 2:
         raise ValueError(
             f"Expected 2-D data (samples x features), got {data.ndim}-D data of shape "
-            f"{data.shape}; reshape it, e.g. X.reshape(len(X), -1)."
+            f"{data.shape}. Reshape your data, e.g. X.reshape(len(X), -1), or X.reshape(1, -1) "
+            "for a single sample."
         )
-    if np.dtype(data.dtype).kind not in "biuf":
-        raise ValueError(
-            f"Data must be numeric, got dtype {data.dtype}; convert it, e.g. X.astype('float32')."
-        )
+    kind = np.dtype(data.dtype).kind
+    if kind not in "biuf":
+        what = "Complex data not supported" if kind == "c" else "Data must be numeric"
+        raise ValueError(f"{what}: got dtype {data.dtype}; convert it, e.g. X.astype('float32').")
     n_rows, found = data.shape
     if n_rows == 0:
-        raise ValueError("The data has 0 rows; a SOM needs at least one sample.")
+        raise ValueError(
+            f"Found array with 0 sample(s) (shape={data.shape}) while a minimum of 1 is "
+            "required: a SOM needs at least one sample."
+        )
     if found == 0:
-        raise ValueError("The data has 0 features; each sample needs at least one value.")
+        raise ValueError(
+            f"Found array with 0 feature(s) (shape={data.shape}) while a minimum of 1 is "
+            "required: each sample needs at least one value."
+        )
     if n_features is not None and found != n_features:
         raise ValueError(
-            f"The data has {found} features but this map was fitted on {n_features}; pass "
-            "data with the same columns."
+            f"X has {found} features, but SOM is expecting {n_features} features as input (the "
+            "map was fitted on that many); pass data with the same columns."
         )
     return data
+
+
+def _in_memory_as_array(X: Any) -> Any:
+    """Sparse matrices refused; object arrays and array-likes without a shape made numeric."""
+    if type(X).__module__.startswith("scipy.sparse"):
+        raise ValueError(
+            "Sparse input is not supported: a SOM's weights are dense, and so is its search. "
+            "Convert it with X.toarray(), or store it densely (e.g. as zarr)."
+        )
+    if isinstance(X, np.ndarray) and X.dtype == object:
+        try:
+            return X.astype(np.float64)
+        except (TypeError, ValueError) as exc:
+            raise NonNumericDataError(
+                f"Data must be numeric; this object array holds values that are not numbers "
+                f"({exc}). Convert it, e.g. X.astype('float32')."
+            ) from None
+    if not hasattr(X, "shape") and hasattr(X, "__array__"):
+        return np.asarray(X)
+    return X
+
+
+class NonNumericDataError(ValueError, TypeError):
+    """The data holds values that are not numbers (a ``TypeError`` too, as numpy's own)."""
 
 
 class NotFittedError(ValueError, AttributeError):
@@ -275,8 +308,7 @@ class SOM:
         lattice = self._validate_params(n_features=data.shape[1])
         sigmas = radius_schedule(self.height, self.width, self.epochs, self.sigma, self.sigma_decay)
         check_init_array(self.init, lattice, data.shape[1])
-        fingerprint = data_fingerprint(data, X) if self.checkpoint is not None else None
-        state = self._resumed_state(lattice, sigmas, fingerprint)
+        state, fingerprint = self._resumed_state(lattice, sigmas, data, X)
         if engine.should_persist(data, self.persist):
             data = data.persist()
         if state is None:
@@ -321,24 +353,18 @@ class SOM:
         return write
 
     def _resumed_state(
-        self, lattice: Lattice, sigmas: np.ndarray, fingerprint: dict | None
-    ) -> engine.TrainingState | None:
-        if self.checkpoint is None or existing_map(self.checkpoint) is None:
-            return None
+        self, lattice: Lattice, sigmas: np.ndarray, data: da.Array, source: Any
+    ) -> tuple[engine.TrainingState | None, dict | None]:
+        """The state saved in the checkpoint, once it is known to belong to this fit, and the
+        fingerprint of the data.  Settings are compared before any row is read."""
+        if self.checkpoint is None:
+            return None, None
+        if existing_map(self.checkpoint) is None:
+            return None, data_fingerprint(data, source)
         metadata, _, _ = read_metadata(self.checkpoint)
         params, _, weights, history = read_map(self.checkpoint)
-        saved = {k: v for k, v in params.items() if k in self._training_settings()}
-        if settings_key(saved) != settings_key(self._training_settings()):
-            changed = sorted(
-                k
-                for k, v in self._training_settings().items()
-                if settings_key({k: saved.get(k)}) != settings_key({k: v})
-            )
-            raise ValueError(
-                f"The checkpoint {os.fspath(self.checkpoint)!r} was written with other settings "
-                f"({', '.join(changed)} differ); delete it to start afresh, or point checkpoint "
-                "at another file."
-            )
+        self._check_checkpoint_settings(params)
+        fingerprint = data_fingerprint(data, source)
         _check_fingerprint(self.checkpoint, metadata.get("fingerprint"), fingerprint)
         done = "finished" if len(history) >= len(sigmas) else "resuming"
         logger.info(
@@ -348,7 +374,21 @@ class SOM:
             len(history),
             len(sigmas),
         )
-        return engine.TrainingState(weights, sigmas, history)
+        return engine.TrainingState(weights, sigmas, history), fingerprint
+
+    def _check_checkpoint_settings(self, saved_params: dict) -> None:
+        settings = self._training_settings()
+        changed = sorted(
+            name
+            for name, value in settings.items()
+            if settings_key({name: saved_params.get(name)}) != settings_key({name: value})
+        )
+        if changed:
+            raise ValueError(
+                f"The checkpoint {os.fspath(self.checkpoint)!r} was written with other settings "
+                f"({', '.join(changed)} differ); delete it to start afresh, or point checkpoint "
+                "at another file."
+            )
 
     @classmethod
     def from_weights(
@@ -383,7 +423,9 @@ class SOM:
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "weights_"):
-            raise NotFittedError("This SOM is not fitted yet; call fit(X) first or load a map.")
+            raise _not_fitted_error_type()(
+                "This SOM is not fitted yet; call fit(X) first or load a map."
+            )
 
     def fit_predict(self, X: Any, y: Any = None) -> Any:
         """Fit the map on ``X`` and return the best-matching unit of every sample."""
@@ -395,7 +437,9 @@ class SOM:
         self._check_fitted()
         data = self._check_data(X, fitted=True)
         shape = {"drop_axis": 1} if width is None else {"chunks": (data.chunks[0], (width,))}
-        result = data.map_blocks(per_chunk, self.weights_, self.metric, dtype=dtype, **shape)
+        result = data.map_blocks(
+            _per_chunk, per_chunk, self.weights_, self.metric, dtype=dtype, **shape
+        )
         if isinstance(X, da.Array):
             return result
         with engine.compute_context():
@@ -594,8 +638,37 @@ def _feature_names(X: Any) -> np.ndarray | None:
     return np.asarray(list(columns), dtype=object)
 
 
-def _as_row(chunk: Any, per_chunk: Any, weights: Any, metric: str, lattice: Lattice) -> np.ndarray:
-    return np.asarray(per_chunk(chunk, weights, metric, lattice), dtype=np.float64)[None]
+@functools.cache
+def _not_fitted_error_type() -> type:
+    """:class:`NotFittedError`, also scikit-learn's own when the caller has loaded scikit-learn
+    (never imported here: workers stay free of it)."""
+    theirs = getattr(sys.modules.get("sklearn.exceptions"), "NotFittedError", None)
+    if theirs is None:
+        return NotFittedError
+    return type("NotFittedError", (NotFittedError, theirs), {"__module__": __name__})
+
+
+def _row_offset(block_info: dict | None) -> int:
+    """Index of a chunk's first row in the whole array (for error messages)."""
+    return int(block_info[0]["array-location"][0][0]) if block_info else 0
+
+
+def _per_chunk(
+    chunk: Any, per_chunk: Any, weights: Any, metric: str, block_info: dict | None = None
+) -> Any:
+    return per_chunk(chunk, weights, metric, _row_offset(block_info))
+
+
+def _as_row(
+    chunk: Any,
+    per_chunk: Any,
+    weights: Any,
+    metric: str,
+    lattice: Lattice,
+    block_info: dict | None = None,
+) -> np.ndarray:
+    values = per_chunk(chunk, weights, metric, lattice, _row_offset(block_info))
+    return np.asarray(values, dtype=np.float64)[None]
 
 
 class _verbose_logging:
@@ -616,4 +689,12 @@ class _verbose_logging:
             logger.setLevel(self.level)
 
 
-__all__ = ["SOM", "METRICS", "NotFittedError", "load", "check_data", "data_fingerprint"]
+__all__ = [
+    "SOM",
+    "METRICS",
+    "NonNumericDataError",
+    "NotFittedError",
+    "load",
+    "check_data",
+    "data_fingerprint",
+]

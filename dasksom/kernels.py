@@ -254,19 +254,19 @@ class NonFinite:
         firsts = [f for f in (self.first, other.first) if f is not None]
         return NonFinite(self.count + other.count, min(firsts) if firsts else None)
 
-    def raise_if_any(self, n_rows: int) -> None:
+    def raise_if_any(self, n_rows: int | None = None) -> None:
         """The one error that tells the user how many NaN / inf the data holds and where."""
         if not self.count:
             return
+        among = "" if n_rows is None else f" among {n_rows} rows"
         where = (
             ""
             if self.first is None
             else (f"; the first is at row {self.first[0]}, column {self.first[1]}")
         )
         raise ValueError(
-            f"The data contains {self.count} NaN or infinite value(s) among {n_rows} rows{where}. "
-            "Remove or impute those rows (for a dask array x: x[da.isfinite(x).all(axis=1)]) "
-            "and try again."
+            f"The data contains {self.count} NaN or infinite value(s){among}{where}. Remove or "
+            "impute those rows (for a dask array x: x[da.isfinite(x).all(axis=1)]) and try again."
         )
 
 
@@ -377,25 +377,36 @@ def partial_sums(
     )
 
 
-def predict_chunk(chunk: Any, weights: np.ndarray, metric: str) -> Any:
-    """BMU index of every row of a chunk (numpy or cupy in, same out)."""
+def predict_chunk(chunk: Any, weights: np.ndarray, metric: str, row_offset: int = 0) -> Any:
+    """BMU index of every row of a chunk (numpy or cupy in, same out).
+
+    A row holding NaN or inf has no BMU: it raises (naming the place), never gets node 0.
+    """
+    find_nonfinite(chunk, row_offset).raise_if_any()
     return best_matching_units(*prepare(chunk, weights, metric))
 
 
-def transform_chunk(chunk: Any, weights: np.ndarray, metric: str) -> Any:
+def transform_chunk(chunk: Any, weights: np.ndarray, metric: str, row_offset: int = 0) -> Any:
     """Distance of every row of a chunk to every node, ``(n, M)`` (numpy or cupy in, same out)."""
+    find_nonfinite(chunk, row_offset).raise_if_any()
     return node_distances(*prepare(chunk, weights, metric))
 
 
-def hits_chunk(chunk: Any, weights: np.ndarray, metric: str, lattice: Any) -> np.ndarray:
+def hits_chunk(
+    chunk: Any, weights: np.ndarray, metric: str, lattice: Any, row_offset: int = 0
+) -> np.ndarray:
     """How many rows of a chunk each node wins, as a host array of shape ``(M,)``."""
     xp = array_module(chunk)
-    return to_host(xp.bincount(predict_chunk(chunk, weights, metric), minlength=lattice.n_nodes))
+    bmu = predict_chunk(chunk, weights, metric, row_offset)
+    return to_host(xp.bincount(bmu, minlength=lattice.n_nodes))
 
 
-def quality_chunk(chunk: Any, weights: np.ndarray, metric: str, lattice: Any) -> np.ndarray:
+def quality_chunk(
+    chunk: Any, weights: np.ndarray, metric: str, lattice: Any, row_offset: int = 0
+) -> np.ndarray:
     """``[sum of BMU distances, topographic errors, rows]`` of one chunk, as float64 (3,)."""
     xp = array_module(chunk)
+    find_nonfinite(chunk, row_offset).raise_if_any()
     x, prepared = prepare(chunk, weights, metric)
     best, runner_up = best_matching_units(x, prepared, second=True)
     distance_sum = float(bmu_distances(x, prepared.weights, best).astype(xp.float64).sum())

@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 import dask.array as da
 import numpy as np
 
+from .analysis import node_differences
+from .atomic import atomic_file
 from .estimator import SOM, check_data, load
 from .initialization import INITS, initial_weights
 from .kernels import get_metric, to_host
@@ -203,9 +205,9 @@ class SOMNet:
 
     @property
     def polygons(self) -> type:
-        from .plotting import Hexagons, Squares
+        from .plotting import tiling_for
 
-        return Hexagons if self.topology == "hexagonal" else Squares
+        return tiling_for(self.lattice)
 
     def _training_data(self, data) -> da.Array:
         array = check_data(data)
@@ -408,10 +410,13 @@ class SOMNet:
         """
         positions = self.lattice.positions[self.find_bmu_ix(array)]
         if file_name is not None:
-            path = _output_file(self.output_path, file_name, ".npy")
-            np.save(path, positions)
+            path = _save_npy(self.output_path, file_name, positions)
             logger.info("Projected coordinates saved to %s", path)
         return positions
+
+    def _get(self, data: Any) -> np.ndarray:
+        """``data`` as a host NumPy array (simpsom's helper; CuPy arrays are copied over)."""
+        return to_host(data.compute() if isinstance(data, da.Array) else data)
 
     def get_nodes_difference(self) -> np.ndarray:
         """Mean weight distance of every node to its lattice neighbours (the U-matrix).
@@ -419,8 +424,6 @@ class SOMNet:
         Periodic boundaries are honoured.  Sets each node's ``difference`` and returns the
         values in node order, shape ``(M,)``.
         """
-        from .plotting import node_differences
-
         values = np.asarray(node_differences(self.som.weights_, self.lattice), dtype=float)
         for node, value in zip(self.nodes_list, values, strict=True):
             node.difference = float(value)
@@ -457,7 +460,11 @@ class SOMNet:
         points : ndarray, the points that were clustered
         """
         estimator = _clustering_estimator(algorithm, kwargs)
-        points = self.project_onto_map(coor, file_name=None) if project else np.asarray(coor)
+        if project:
+            # As simpsom: the projected positions are kept beside the labels.
+            points = self.project_onto_map(coor, file_name=f"som_projected_{_name_of(algorithm)}")
+        else:
+            points = self._get(coor)
         if project and self.PBC:
             warnings.warn(
                 "The map has periodic boundaries but its positions are clustered with plain "
@@ -470,8 +477,7 @@ class SOMNet:
             labels = estimator.fit(points).labels_
         labels = np.asarray(labels)
         if file_name is not None:
-            path = _output_file(self.output_path, file_name, ".npy")
-            np.save(path, labels)
+            path = _save_npy(self.output_path, file_name, labels)
             logger.info("Clustering results saved to %s", path)
         return labels, points
 
@@ -691,6 +697,19 @@ def _feature_index(feature, feature_ix, n_features: int) -> int:
     if not -n_features <= index < n_features:
         raise ValueError(f"Feature index {index} is out of range for {n_features} features.")
     return int(index) % n_features
+
+
+def _save_npy(folder: str | os.PathLike, file_name: str | os.PathLike, values: np.ndarray) -> Path:
+    path = _output_file(folder, file_name, ".npy")
+    with atomic_file(path) as tmp, open(tmp, "wb") as handle:
+        np.save(handle, values, allow_pickle=False)
+    return path
+
+
+def _name_of(algorithm: Any) -> str:
+    if isinstance(algorithm, str):
+        return algorithm
+    return algorithm.__name__ if isinstance(algorithm, type) else type(algorithm).__name__
 
 
 def _output_file(folder: str | os.PathLike, file_name: str | os.PathLike, suffix: str) -> Path:

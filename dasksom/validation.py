@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import numbers
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,14 +27,12 @@ class Constraint:
         raise NotImplementedError
 
 
-@dataclass(frozen=True)
 class Options(Constraint):
-    """One of a fixed set of strings."""
+    """One of a set of strings: a tuple, or a registry such as ``kernels.METRICS``, read when
+    checking, so an entry added to a registry is accepted at once."""
 
-    choices: tuple[str, ...]
-
-    def __init__(self, choices: Iterable[str]) -> None:
-        object.__setattr__(self, "choices", tuple(choices))
+    def __init__(self, choices: Collection[str]) -> None:
+        self.choices = choices
 
     def allows(self, value: Any) -> bool:
         return isinstance(value, str) and value in self.choices

@@ -1,16 +1,27 @@
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist.npz"
+# A keras-layout mnist.npz (x_train, y_train, x_test, y_test): $DASKSOM_MNIST, or the shared
+# data folder beside the repository.
+MNIST_VARIABLE = "DASKSOM_MNIST"
+MNIST = Path(
+    os.environ.get(MNIST_VARIABLE)
+    or Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist.npz"
+)
 
 
 @pytest.fixture(scope="session")
 def mnist():
     """``(images, labels)`` of the real MNIST training set, or a skip where it is absent."""
     if not MNIST.exists():
-        pytest.skip(f"real MNIST not found at {MNIST} (the shared data folder is absent)")
+        pytest.skip(
+            f"real MNIST not found at {MNIST}: set {MNIST_VARIABLE} to a keras-layout mnist.npz "
+            "(e.g. ~/.keras/datasets/mnist.npz, or "
+            "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz)"
+        )
     with np.load(MNIST) as data:
         return data["x_train"].reshape(60000, -1), data["y_train"]
 
@@ -21,7 +32,11 @@ def cluster():
     from distributed import LocalCluster
 
     with LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address="127.0.0.1:0",
     ) as local:
         yield local
 

@@ -202,8 +202,8 @@ def test_bad_parameters_are_refused_with_a_clear_message(params, message):
 
 BAD_DATA = [
     (np.ones(10), "Expected 2-D data"),
-    (np.ones((0, 3)), "0 rows"),
-    (np.ones((5, 0)), "0 features"),
+    (np.ones((0, 3)), r"0 sample\(s\)"),
+    (np.ones((5, 0)), r"0 feature\(s\)"),
     (np.array([["a", "b"], ["c", "d"]]), "must be numeric"),
 ]
 
@@ -232,7 +232,7 @@ def test_nan_failure_leaves_the_estimator_unfitted():
 
 def test_predict_refuses_a_different_feature_count(fitted):
     som, _ = fitted
-    with pytest.raises(ValueError, match="has 3 features but this map was fitted on 5"):
+    with pytest.raises(ValueError, match="X has 3 features, but SOM is expecting 5"):
         som.predict(np.ones((4, 3)))
 
 
@@ -318,3 +318,111 @@ def test_nan_is_reported_by_the_pca_pass_with_count_and_place():
     data[42, 2] = np.nan
     with pytest.raises(ValueError, match=r"1 NaN or infinite.*row 42, column 2"):
         SOM(3, 3, init="pca", chunks=30).fit(data)
+
+
+# -- the scikit-learn surface -------------------------------------------------------------------
+
+
+def test_som_is_a_clusterer_for_scikit_learn():
+    from sklearn.base import is_clusterer
+
+    assert is_clusterer(SOM())
+
+
+def test_som_passes_scikit_learns_estimator_checks():
+    from sklearn.utils.estimator_checks import check_estimator
+
+    results = check_estimator(SOM(3, 3, epochs=2, random_state=0), on_fail=None)
+    failed = [r["check_name"] for r in results if r["status"] == "failed"]
+    assert failed == []
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "cosine", "manhattan"])
+def test_transform_gives_the_distance_to_every_node_in_the_maps_metric(blobs, metric):
+    som = SOM(3, 4, epochs=2, metric=metric, random_state=0).fit(blobs)
+    w = som.weights_
+    if metric == "euclidean":
+        expected = np.linalg.norm(blobs[:, None, :] - w[None], axis=2)
+    elif metric == "manhattan":
+        expected = np.abs(blobs[:, None, :] - w[None]).sum(axis=2)
+    else:
+        unit_x = blobs / np.linalg.norm(blobs, axis=1, keepdims=True)
+        unit_w = w / np.linalg.norm(w, axis=1, keepdims=True)
+        expected = 1 - unit_x @ unit_w.T
+    np.testing.assert_allclose(som.transform(blobs), expected, rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(som.transform(blobs).argmin(axis=1), som.predict(blobs))
+
+
+def test_transform_keeps_dask_input_lazy(blobs):
+    som = SOM(3, 3, epochs=1, random_state=0).fit(blobs)
+    out = som.transform(da.from_array(blobs, chunks=70))
+    assert isinstance(out, da.Array) and out.shape == (300, 9)
+    np.testing.assert_allclose(out.compute(), som.transform(blobs))
+
+
+def test_score_is_minus_the_quantization_error(blobs):
+    som = SOM(3, 3, epochs=2, random_state=0).fit(blobs)
+    assert som.score(blobs) == -som.quantization_error(blobs)
+
+
+def test_quality_gives_both_errors_from_one_pass(blobs):
+    som = SOM(3, 3, epochs=2, random_state=0).fit(blobs)
+    quality = som.quality(blobs)
+    assert quality == {
+        "quantization_error": som.quantization_error(blobs),
+        "topographic_error": som.topographic_error(blobs),
+        "n_samples": 300,
+    }
+
+
+def test_best_matching_units_are_numpy_whatever_the_input(blobs):
+    som = SOM(3, 3, epochs=1, random_state=0).fit(blobs)
+    found = som.best_matching_units(da.from_array(blobs, chunks=70))
+    assert isinstance(found, np.ndarray)
+    np.testing.assert_array_equal(found, som.predict(blobs))
+
+
+def test_predict_keeps_numpy_in_numpy_out_and_dask_in_dask_out(blobs):
+    som = SOM(3, 3, epochs=1, random_state=0).fit(blobs)
+    assert isinstance(som.predict(blobs), np.ndarray)
+    assert isinstance(som.predict(da.from_array(blobs, chunks=70)), da.Array)
+
+
+def test_feature_names_come_from_a_dataframes_columns(blobs):
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame(blobs, columns=[f"f{i}" for i in range(5)])
+    som = SOM(3, 3, epochs=1, random_state=0).fit(frame)
+    assert list(som.feature_names_in_) == ["f0", "f1", "f2", "f3", "f4"]
+    assert not hasattr(SOM(3, 3, epochs=1).fit(blobs), "feature_names_in_")
+
+
+def test_predict_refuses_a_row_of_nan_naming_its_place(blobs):
+    som = SOM(3, 3, epochs=1, random_state=0).fit(blobs)
+    bad = blobs.copy()
+    bad[123] = np.nan
+    with pytest.raises(ValueError, match="5 NaN .*row 123, column 0"):
+        som.predict(bad)
+    with pytest.raises(ValueError, match="row 123, column 0"):
+        som.predict(da.from_array(bad, chunks=50)).compute()
+
+
+def test_quality_measures_refuse_rows_of_nan(blobs):
+    som = SOM(3, 3, epochs=1, random_state=0).fit(blobs)
+    bad = blobs.copy()
+    bad[7, 2] = np.inf
+    with pytest.raises(ValueError, match="row 7, column 2"):
+        som.topographic_error(bad)
+    with pytest.raises(ValueError, match="row 7, column 2"):
+        som.hit_counts(bad)
+
+
+def test_workers_need_no_scikit_learn():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np, dasksom; "
+        "som = dasksom.SOM(2, 2, epochs=1).fit(np.random.rand(20, 3)); som.predict(np.ones((2, 3)))"
+        "; assert 'sklearn' not in sys.modules, 'sklearn was imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -397,6 +397,12 @@ def test_cluster_groups_projected_samples(net, flat, out):
     assert labels.shape == (200,) and set(labels.tolist()) == {0, 1, 2, 3}
     np.testing.assert_array_equal(points, net.project_onto_map(flat[:200], file_name=None))
     np.testing.assert_array_equal(np.load(out / "clusters.npy"), labels)
+    np.testing.assert_array_equal(np.load(out / "som_projected_KMeans.npy"), points)
+
+
+def test_get_brings_any_array_to_the_host_as_simpsom_does(net, flat):
+    np.testing.assert_array_equal(net._get(flat[:3]), flat[:3])
+    np.testing.assert_array_equal(net._get(da.from_array(flat[:3])), flat[:3])
 
 
 def test_cluster_takes_points_as_given_without_projection(net):
