@@ -13,6 +13,7 @@ import dasksom
 from dasksom.cli import main
 
 from .faults import killed_in_epoch
+from .test_tls import spawn, stop
 
 
 def test_demo_writes_the_map_summary_and_pictures(tmp_path):
@@ -66,69 +67,22 @@ def test_bad_map_size_is_refused_by_the_parser_with_status_2(capsys):
 
 
 def test_train_on_scheduler_and_workers_started_from_the_command_line(tmp_path, blobs):
+    from distributed import Client
+
     np.save(tmp_path / "x.npy", blobs)
     scheduler_file = tmp_path / "scheduler.json"
-    dask = [sys.executable, "-m", "distributed.cli.dask_scheduler"]
-    scheduler = subprocess.Popen(
-        [
-            *dask,
-            "--port",
-            "0",
-            "--dashboard-address",
-            ":0",
-            "--scheduler-file",
-            str(scheduler_file),
-        ],
-        stderr=subprocess.DEVNULL,
-    )
-    workers = []
+    local = ["--host", "127.0.0.1", "--scheduler-file", scheduler_file]
+    processes = [spawn("dask_scheduler", *local, "--port", 0, "--dashboard-address", ":0")]
     try:
-        deadline = time.time() + 60
-        while not scheduler_file.exists() and time.time() < deadline:
-            time.sleep(0.2)
-        workers = [
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "distributed.cli.dask_worker",
-                    "--scheduler-file",
-                    str(scheduler_file),
-                    "--nthreads",
-                    "1",
-                    "--no-dashboard",
-                ],
-                stderr=subprocess.DEVNULL,
-            )
-            for _ in range(2)
-        ]
-        from distributed import Client
-
-        with Client(scheduler_file=str(scheduler_file)) as client:
+        worker = [*local, "--nthreads", 1, "--no-dashboard"]
+        processes += [spawn("dask_worker", *worker) for _ in range(2)]
+        with Client(scheduler_file=str(scheduler_file), timeout=60) as client:
             client.wait_for_workers(2, timeout=60)
-        assert (
-            main(
-                [
-                    "train",
-                    str(tmp_path / "x.npy"),
-                    "--size",
-                    "4x5",
-                    "--epochs",
-                    "3",
-                    "--scheduler-file",
-                    str(scheduler_file),
-                    "--no-plots",
-                    "--output",
-                    str(tmp_path / "out"),
-                ]
-            )
-            == 0
-        )
+        args = ["train", str(tmp_path / "x.npy"), "--size", "4x5", "--epochs", "3"]
+        args += ["--scheduler-file", str(scheduler_file), "--no-plots"]
+        assert main([*args, "--output", str(tmp_path / "out")]) == 0
     finally:
-        for process in [*workers, scheduler]:
-            process.terminate()
-        for process in [*workers, scheduler]:
-            process.wait(timeout=30)
+        stop(processes)
     on_cluster = dasksom.load(tmp_path / "out" / "map.npz").weights_
     local = dasksom.SOM(4, 5, init="pca", epochs=3, random_state=0).fit(blobs).weights_
     np.testing.assert_allclose(on_cluster, local, rtol=1e-6)

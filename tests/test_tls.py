@@ -16,56 +16,21 @@ OPENSSL = shutil.which("openssl") or "/usr/bin/openssl"
 pytestmark = pytest.mark.skipif(
     shutil.which(OPENSSL) is None, reason="the openssl command (to make certificates) is absent"
 )
-EC_KEY = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+EC_KEY = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
 
 
-def _openssl(*args, cwd):
-    subprocess.run([OPENSSL, *args], cwd=cwd, check=True, capture_output=True)
+def _openssl(args, cwd):
+    subprocess.run([OPENSSL, *args.split()], cwd=cwd, check=True, capture_output=True)
 
 
 def make_certificates(folder, name):
     """A CA and one certificate it signed (for scheduler, worker and client alike)."""
     folder.mkdir()
+    _openssl(f"req -x509 {EC_KEY} -keyout ca.key -out ca.pem -days 2 -subj /CN={name}-ca", folder)
+    _openssl(f"req {EC_KEY} -keyout node.key -out node.csr -subj /CN=127.0.0.1", folder)
     _openssl(
-        "req",
-        "-x509",
-        *EC_KEY,
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        "-days",
-        "2",
-        "-subj",
-        f"/CN={name} test CA",
-        cwd=folder,
-    )
-    _openssl(
-        "req",
-        *EC_KEY,
-        "-keyout",
-        "node.key",
-        "-out",
-        "node.csr",
-        "-subj",
-        "/CN=127.0.0.1",
-        cwd=folder,
-    )
-    _openssl(
-        "x509",
-        "-req",
-        "-in",
-        "node.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "node.pem",
-        "-days",
-        "2",
-        cwd=folder,
+        "x509 -req -in node.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out node.pem -days 2",
+        folder,
     )
     return {
         "--tls-ca-file": str(folder / "ca.pem"),
@@ -78,69 +43,46 @@ def _flags(tls):
     return [part for option, path in tls.items() for part in (option, path)]
 
 
+def spawn(module, *args):
+    """``python -m distributed.cli.MODULE ARGS`` as a background process, output dropped."""
+    command = [sys.executable, "-m", f"distributed.cli.{module}", *map(str, args)]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def stop(processes):
+    """Terminate ``processes``, killing any that do not end within 15 s."""
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 @pytest.fixture(scope="module")
 def tls_cluster(tmp_path_factory):
     """A ``tls://127.0.0.1`` scheduler and one worker, as separate processes."""
     folder = tmp_path_factory.mktemp("tls")
     tls = make_certificates(folder / "good", "dasksom")
     scheduler_file = folder / "scheduler.json"
+    local = ["--host", "127.0.0.1", "--scheduler-file", scheduler_file]
     processes = []
     try:
-        processes.append(
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "distributed.cli.dask_scheduler",
-                    *_flags(tls),
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    "0",
-                    "--dashboard-address",
-                    "127.0.0.1:0",
-                    "--scheduler-file",
-                    str(scheduler_file),
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-        )
-        processes.append(
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "distributed.cli.dask_worker",
-                    *_flags(tls),
-                    "--scheduler-file",
-                    str(scheduler_file),
-                    "--nthreads",
-                    "1",
-                    "--no-nanny",
-                    "--no-dashboard",
-                    "--host",
-                    "127.0.0.1",
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-        )
+        scheduler = [*local, "--port", 0, "--dashboard-address", "127.0.0.1:0"]
+        processes.append(spawn("dask_scheduler", *_flags(tls), *scheduler))
+        worker = [*local, "--nthreads", 1, "--no-nanny", "--no-dashboard"]
+        processes.append(spawn("dask_worker", *_flags(tls), *worker))
         deadline = time.monotonic() + 30
         while not scheduler_file.exists() and time.monotonic() < deadline:
             time.sleep(0.1)
+        # The scheduler writes the file in one go; let it finish.
         time.sleep(0.2)
         address = json.loads(scheduler_file.read_text())["address"]
-        yield {"folder": folder, "tls": tls, "file": str(scheduler_file), "address": address}
+        yield {"tls": tls, "file": str(scheduler_file), "address": address}
     finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop(processes)
 
 
 def dasksom_cli(*args, timeout=60):
