@@ -58,8 +58,12 @@ class Neighborhood:
         raise NotImplementedError
 
     def structured(self, lattice: Lattice, geometry: _Geometry, sigma: float) -> _StructuredSums:
-        """The smoother that applies ``H`` without building it (see :func:`structured_smooth`)."""
-        raise NotImplementedError
+        """The smoother that applies ``H`` without building it (see :func:`structured_smooth`).
+
+        This default is exact for any ``h`` and holds ``H`` one block of rows at a time: memory
+        stays bounded, time grows as ``M^2``.  Kinds with structure override it.
+        """
+        return _RowBlockSums(lattice, self, sigma)
 
 
 class Gaussian(Neighborhood):
@@ -246,6 +250,26 @@ class _StructuredSums:
 
     def apply(self, block: np.ndarray) -> np.ndarray:
         raise NotImplementedError
+
+
+class _RowBlockSums(_StructuredSums):
+    """``H @ block`` computed one block of ``H``'s rows at a time, from the lattice distances."""
+
+    def __init__(self, lattice: Lattice, neighborhood: Neighborhood, sigma: float) -> None:
+        self.lattice = lattice
+        self.neighborhood = neighborhood
+        self.sigma = sigma
+
+    def apply(self, block: np.ndarray) -> np.ndarray:
+        n_nodes = self.lattice.n_nodes
+        flat = block.reshape(n_nodes, -1)
+        out = np.empty_like(flat)
+        step = max(1, BLOCK_ELEMENTS // n_nodes)
+        for start in range(0, n_nodes, step):
+            nodes = np.arange(start, min(start + step, n_nodes))
+            rows = self.neighborhood.weights(self.lattice.distances_from(nodes), self.sigma)
+            out[start : start + len(nodes)] = rows @ flat
+        return out.reshape(block.shape)
 
 
 class _SeparableSums(_StructuredSums):

@@ -118,3 +118,33 @@ def test_nonfinite_counts_add_across_chunks_and_keep_the_first():
 def test_sum_rows_by_index_handles_empty_chunks():
     out = kernels.sum_rows_by_index(np.empty((0, 3)), np.empty(0, dtype=np.int64), 4)
     np.testing.assert_array_equal(out, np.zeros((4, 3)))
+
+
+class Chebyshev(kernels.Metric):
+    """A metric the package does not ship: max |x - w|."""
+
+    name = "chebyshev"
+
+    def prepare(self, weights, xp):
+        return kernels.PreparedWeights(self, weights, None, None)
+
+    def scores(self, block, prepared):
+        return -np.abs(block[:, None, :] - prepared.weights[None]).max(axis=-1)
+
+    def distances(self, block, scores):
+        return -scores
+
+
+def test_a_metric_added_to_the_table_is_used_by_fit_predict_and_transform(monkeypatch, blobs):
+    from dasksom import SOM
+
+    monkeypatch.setitem(kernels.METRICS, "chebyshev", Chebyshev())
+    som = SOM(3, 3, epochs=2, metric="chebyshev", random_state=0).fit(blobs)
+    expected = np.abs(blobs[:, None, :] - som.weights_[None]).max(axis=-1)
+    np.testing.assert_allclose(som.transform(blobs), expected, rtol=1e-12)
+    np.testing.assert_array_equal(som.predict(blobs), expected.argmin(axis=1))
+
+
+def test_an_unknown_metric_is_refused_naming_the_choices():
+    with pytest.raises(ValueError, match="Unknown metric 'chebyshev'; choose one of euclidean"):
+        kernels.get_metric("chebyshev")

@@ -7,10 +7,11 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from dasksom import neighborhood
+from dasksom import SOM, neighborhood
 from dasksom.lattice import Lattice
 from dasksom.neighborhood import (
     NEIGHBORHOODS,
+    Neighborhood,
     get_neighborhood,
     neighborhood_matrix,
     neighborhood_weights,
@@ -200,3 +201,40 @@ def test_check_neighborhood_accepts_every_known_name(kind):
 def test_bubble_of_radius_one_holds_every_node_and_its_neighbours(topology, count):
     h = neighborhood_matrix(Lattice(6, 6, topology, pbc=True), 1.0, "bubble")
     np.testing.assert_array_equal(h.sum(axis=1), count)
+
+
+class Triangle(Neighborhood):
+    """A kind the package does not ship: h = max(0, 1 - d / s)."""
+
+    name = "triangle"
+
+    def weights(self, d, sigma):
+        return np.clip(1.0 - np.asarray(d, dtype=float) / sigma, 0.0, None)
+
+
+@pytest.mark.parametrize("height,width", [(6, 5), (40, 30)])
+def test_a_neighborhood_added_to_the_table_smooths_small_and_large_maps(monkeypatch, height, width):
+    monkeypatch.setitem(NEIGHBORHOODS, "triangle", Triangle())
+    lattice = Lattice(height, width, "hexagonal", True)
+    values = np.random.default_rng(0).normal(size=(lattice.n_nodes, 3))
+    expected = Triangle().weights(lattice.distance_matrix(), 4.0) @ values
+    np.testing.assert_allclose(smooth(lattice, values, 4.0, "triangle"), expected, rtol=1e-10)
+
+
+def test_a_neighborhood_added_to_the_table_drives_the_batch_update(monkeypatch, blobs):
+    monkeypatch.setitem(NEIGHBORHOODS, "triangle", Triangle())
+    start = blobs[:16]
+    som = SOM(4, 4, epochs=1, init=start, sigma=2.5, neighborhood="triangle").fit(blobs)
+    bmu = ((blobs[:, None, :] - start[None]) ** 2).sum(axis=-1).argmin(axis=1)
+    sums = np.zeros_like(start)
+    np.add.at(sums, bmu, blobs)
+    counts = np.bincount(bmu, minlength=16)
+    h = Triangle().weights(Lattice(4, 4).distance_matrix(), 2.5)
+    np.testing.assert_allclose(som.weights_, (h @ sums) / (h @ counts)[:, None], rtol=1e-9)
+
+
+@pytest.mark.parametrize("height,width", [(6, 5), (40, 30)])
+def test_an_unknown_neighborhood_raises_on_small_and_large_maps(height, width):
+    lattice = Lattice(height, width)
+    with pytest.raises(ValueError, match="Unknown neighborhood 'cone'"):
+        smooth(lattice, np.ones((lattice.n_nodes, 2)), 2.0, "cone")
