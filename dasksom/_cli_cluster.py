@@ -31,6 +31,18 @@ class LocalWorkers(argparse.Action):
         namespace.scheduler_file = None
 
 
+def _seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not seconds > 0:
+        raise argparse.ArgumentTypeError(
+            f"a timeout must be a positive number of seconds, not {text!r}"
+        )
+    return seconds
+
+
 def add_cluster_options(parser: argparse.ArgumentParser, workers: int) -> None:
     """The options that say where to compute: a local cluster or a running scheduler."""
     group = parser.add_argument_group("cluster")
@@ -52,7 +64,7 @@ def add_cluster_options(parser: argparse.ArgumentParser, workers: int) -> None:
     )
     group.add_argument(
         "--connect-timeout",
-        type=float,
+        type=_seconds,
         default=60.0,
         metavar="SECONDS",
         help="how long to wait for the scheduler file to appear and for the scheduler to answer",

@@ -169,6 +169,7 @@ def test_config_file_sets_options_and_flags_override_it(tmp_path, blobs):
         ('epochs = "ten"\n', "epochs"),
         ('topology = "round"\n', "must be one of"),
         ("pbc = 1\n", "true or false"),
+        ("connect-timeout = -5\n", "positive number of seconds"),
         ('scheduler-file = "a"\nscheduler_address = "tcp://b:1"\n', "exclude each other"),
         ("size = [", "cannot read the config file"),
     ],
