@@ -88,9 +88,16 @@ def _add(*parts: PartialSums) -> PartialSums:
 
 
 def epoch_sums(
-    data: da.Array, weights: np.ndarray, metric: str, check_finite: bool = False
+    data: da.Array,
+    weights: np.ndarray,
+    metric: str,
+    check_finite: bool = False,
+    nan_policy: str = "raise",
 ) -> PartialSums:
     """Partial sums of every chunk against ``weights``, added up by a tree reduction.
+
+    ``check_finite`` looks for values the data may not hold (NaN and inf, or inf alone under
+    ``nan_policy="ignore"``, where NaN marks a missing value).
 
     The reduction order is fixed by chunk position, so the same chunking always gives
     bit-identical sums, whatever the scheduler or the order in which chunks finish.
@@ -101,7 +108,7 @@ def epoch_sums(
     offsets = np.concatenate([[0], np.cumsum(data.chunks[0])[:-1]])
     chunk_task = dask.delayed(partial_sums, pure=True)
     parts = [
-        chunk_task(block, shared_weights, metric, int(offset), check_finite)
+        chunk_task(block, shared_weights, metric, int(offset), check_finite, nan_policy)
         for block, offset in zip(data.to_delayed().ravel(), offsets, strict=True)
     ]
     while len(parts) > 1:
@@ -115,13 +122,39 @@ def epoch_sums(
 def update_weights(
     lattice: Lattice, sums: PartialSums, weights: np.ndarray, sigma: float, neighborhood: str
 ) -> np.ndarray:
-    """``W_new = (H @ S) / (H @ n)``, keeping ``W`` where the denominator is not positive."""
-    smoothed = smooth(lattice, np.column_stack([sums.sums, sums.counts]), sigma, neighborhood)
-    numerator, denominator = smoothed[:, :-1], smoothed[:, -1]
+    """``W_new = (H @ S) / (H @ n)``, keeping ``W`` where the denominator is not positive.
+
+    With missing values the counts are per feature, ``n[k, d]``, and so is the division:
+    ``W[k, d] = sum_j h_kj S_jd / sum_j h_kj n_jd``.
+    """
+    n_features = weights.shape[1]
+    if sums.feature_counts is None:
+        counts = sums.counts[:, None]
+    else:
+        counts = sums.feature_counts
+    smoothed = smooth(lattice, np.column_stack([sums.sums, counts]), sigma, neighborhood)
+    numerator, denominator = smoothed[:, :n_features], smoothed[:, n_features:]
+    denominator = np.broadcast_to(denominator, numerator.shape)
     updated = weights.copy()
     ok = denominator > 0
-    updated[ok] = numerator[ok] / denominator[ok, None]
+    updated[ok] = numerator[ok] / denominator[ok]
     return updated
+
+
+def check_no_overflow(data: da.Array, sums: PartialSums, weights: np.ndarray) -> None:
+    """Refuse a map whose quantization error or weights overflowed, naming the columns whose
+    values are largest (an extra pass, taken only to report the error)."""
+    if np.isfinite(sums.quantization_error) and np.isfinite(weights).all():
+        return
+    with compute_context():
+        largest = np.asarray(da.nanmax(abs(data.astype(np.float64)), axis=0).compute())
+    top = np.argsort(largest)[::-1][:3]
+    columns = ", ".join(f"column {int(c)} (up to {largest[c]:.3g})" for c in top)
+    raise ValueError(
+        "The values are too large to compute distances with: sums of squares overflowed even "
+        f"in float64. The largest values are in {columns}. Rescale those columns (e.g. "
+        "standardise each feature) and fit again."
+    )
 
 
 @dataclass
@@ -147,6 +180,7 @@ def train(
     tol: float | None = None,
     n_iter_no_change: int = 3,
     on_epoch_end: Callable[[TrainingState], None] | None = None,
+    nan_policy: str = "raise",
 ) -> TrainingState:
     """Run the remaining epochs of ``state`` on ``data``; returns the updated state.
 
@@ -165,14 +199,27 @@ def train(
             break
         started = time.perf_counter()
         sigma = float(state.sigmas[epoch])
-        sums = epoch_sums(data, state.weights, metric, check_finite=epoch == 0)
+        check_finite = epoch == 0 or nan_policy == "ignore"
+        sums = epoch_sums(data, state.weights, metric, check_finite, nan_policy)
         sums.nonfinite.raise_if_any(data.shape[0])
         new_weights = update_weights(lattice, sums, state.weights, sigma, neighborhood)
+        check_no_overflow(data, sums, new_weights)
         difference = float(np.abs(new_weights - state.weights).mean())
         state.weights = new_weights
+        extra = {} if nan_policy == "raise" else {"rows_without_values": sums.rows_without_values}
         record = epoch_record(
-            epoch, sigma, sums.quantization_error, difference, time.perf_counter() - started
+            epoch,
+            sigma,
+            sums.quantization_error,
+            difference,
+            time.perf_counter() - started,
+            **extra,
         )
+        if sums.rows_without_values and epoch == state.epochs_done:
+            logger.warning(
+                "%d rows hold no observed value (all NaN); they take no part in training",
+                sums.rows_without_values,
+            )
         state.history.append(record)
         _log_epoch(record, n_epochs, data.shape[0])
         if on_epoch_end is not None:

@@ -20,6 +20,7 @@ from .initialization import INITS, check_init_array, initial_weights
 from .io import as_dask_array
 from .kernels import (
     METRICS,
+    NAN_POLICIES,
     compute_dtype,
     hits_chunk,
     predict_chunk,
@@ -172,6 +173,13 @@ class SOM:
         and a hash of sampled rows), ``fit`` resumes from it: a killed job rerun with the same
         command carries on where it stopped and ends with the same map.  A checkpoint written
         for other settings or other data is refused with a message saying what differs.
+    nan_policy : {"raise", "ignore"}
+        ``"raise"``: NaN or inf in the data is an error that names the count and the first
+        place.  ``"ignore"``: NaN marks a missing value; each row's best-matching unit is found
+        over its observed features, every metric supported, and the update counts each
+        feature over the rows that observe it (``W[k, d] = sum_j h_kj S_jd / sum_j h_kj
+        n_jd``).  Rows with no observed value are counted (``history_``, :meth:`quality`) and
+        never assigned (:meth:`predict` gives them -1).  inf is an error under both.
 
     Attributes
     ----------
@@ -204,6 +212,7 @@ class SOM:
         persist: bool | str = "auto",
         verbose: bool = False,
         checkpoint: str | os.PathLike | None = None,
+        nan_policy: str = "raise",
     ) -> None:
         self.height = height
         self.width = width
@@ -222,6 +231,7 @@ class SOM:
         self.persist = persist
         self.verbose = verbose
         self.checkpoint = checkpoint
+        self.nan_policy = nan_policy
 
     _estimator_type = "clusterer"
 
@@ -248,6 +258,7 @@ class SOM:
         "persist": [Options(("auto",)), StrictBool()],
         "verbose": [StrictBool()],
         "checkpoint": [NoneValue(), PATH],
+        "nan_policy": [Options(NAN_POLICIES)],
     }
 
     @classmethod
@@ -313,7 +324,8 @@ class SOM:
             data = data.persist()
         if state is None:
             rng = np.random.default_rng(self.random_state)
-            state = engine.TrainingState(initial_weights(data, lattice, self.init, rng), sigmas)
+            weights = initial_weights(data, lattice, self.init, rng, self.nan_policy)
+            state = engine.TrainingState(weights, sigmas)
         with _verbose_logging(self.verbose):
             state = engine.train(
                 data,
@@ -324,6 +336,7 @@ class SOM:
                 tol=self.tol,
                 n_iter_no_change=self.n_iter_no_change,
                 on_epoch_end=self._checkpoint_writer(lattice, fingerprint),
+                nan_policy=self.nan_policy,
             )
         self._set_fitted(lattice, state.weights, state.history)
         self.feature_names_in_ = _feature_names(X)
@@ -438,7 +451,13 @@ class SOM:
         data = self._check_data(X, fitted=True)
         shape = {"drop_axis": 1} if width is None else {"chunks": (data.chunks[0], (width,))}
         result = data.map_blocks(
-            _per_chunk, per_chunk, self.weights_, self.metric, dtype=dtype, **shape
+            _per_chunk,
+            per_chunk,
+            self.weights_,
+            self.metric,
+            self.nan_policy,
+            dtype=dtype,
+            **shape,
         )
         if isinstance(X, da.Array):
             return result
@@ -487,6 +506,7 @@ class SOM:
             self.weights_,
             self.metric,
             self.lattice_,
+            self.nan_policy,
             chunks=((1,) * data.numblocks[0], (width,)),
             dtype=np.float64,
             meta=np.empty((0, width)),
@@ -501,14 +521,19 @@ class SOM:
         -------
         dict with ``quantization_error`` (mean Euclidean distance from each sample to its
         best-matching unit's weights), ``topographic_error`` (share of samples whose best and
-        second-best units are not lattice neighbours) and ``n_samples``
+        second-best units are not lattice neighbours) and ``n_samples`` (samples assigned a
+        unit); with ``nan_policy="ignore"`` also ``rows_without_values``, and distances over
+        each sample's observed features
         """
-        distance_sum, errors, n_rows = self._sum_over_chunks(X, quality_chunk, 3)
-        return {
-            "quantization_error": float(distance_sum / n_rows),
-            "topographic_error": float(errors / n_rows),
+        distance_sum, errors, n_rows, without_values = self._sum_over_chunks(X, quality_chunk, 4)
+        quality = {
+            "quantization_error": float(distance_sum / n_rows) if n_rows else float("nan"),
+            "topographic_error": float(errors / n_rows) if n_rows else float("nan"),
             "n_samples": int(n_rows),
         }
+        if self.nan_policy == "ignore":
+            quality["rows_without_values"] = int(without_values)
+        return quality
 
     def hit_counts(self, X: Any) -> np.ndarray:
         """How many samples each node is the best-matching unit of, shape ``(M,)``."""
@@ -654,9 +679,14 @@ def _row_offset(block_info: dict | None) -> int:
 
 
 def _per_chunk(
-    chunk: Any, per_chunk: Any, weights: Any, metric: str, block_info: dict | None = None
+    chunk: Any,
+    per_chunk: Any,
+    weights: Any,
+    metric: str,
+    nan_policy: str,
+    block_info: dict | None = None,
 ) -> Any:
-    return per_chunk(chunk, weights, metric, _row_offset(block_info))
+    return per_chunk(chunk, weights, metric, _row_offset(block_info), nan_policy)
 
 
 def _as_row(
@@ -665,9 +695,10 @@ def _as_row(
     weights: Any,
     metric: str,
     lattice: Lattice,
+    nan_policy: str,
     block_info: dict | None = None,
 ) -> np.ndarray:
-    values = per_chunk(chunk, weights, metric, lattice, _row_offset(block_info))
+    values = per_chunk(chunk, weights, metric, lattice, _row_offset(block_info), nan_policy)
     return np.asarray(values, dtype=np.float64)[None]
 
 

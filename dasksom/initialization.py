@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import dask
 import dask.array as da
 import numpy as np
@@ -14,7 +16,13 @@ INITS = ("random", "sample", "pca")
 MAX_COVARIANCE_FEATURES = 4096
 
 
-def initial_weights(data: da.Array, lattice: Lattice, init, rng: np.random.Generator) -> np.ndarray:
+def initial_weights(
+    data: da.Array,
+    lattice: Lattice,
+    init: Any,
+    rng: np.random.Generator,
+    nan_policy: str = "raise",
+) -> np.ndarray:
     """``(M, D)`` float64 starting weights.
 
     Parameters
@@ -23,6 +31,9 @@ def initial_weights(data: da.Array, lattice: Lattice, init, rng: np.random.Gener
     lattice : Lattice
     init : {"random", "sample", "pca"} or array of shape (M, D)
     rng : numpy Generator, the only source of randomness
+    nan_policy : "raise", or "ignore" where NaN marks a missing value: ranges and principal
+        components are taken over the observed values, and sampled rows have their missing
+        values filled with the feature's mean
     """
     n_nodes, n_features = lattice.n_nodes, data.shape[1]
     check_init_array(init, lattice, n_features)
@@ -44,9 +55,12 @@ def initial_weights(data: da.Array, lattice: Lattice, init, rng: np.random.Gener
             )
         rows = np.sort(rng.choice(n_rows, size=n_nodes, replace=False))
         picked = to_host(data[rows].compute()).astype(np.float64)
+        if nan_policy == "ignore" and np.isnan(picked).any():
+            means = to_host(da.nanmean(data.astype(np.float64), axis=0).compute())
+            picked = np.where(np.isnan(picked), np.nan_to_num(means)[None, :], picked)
         return picked[rng.permutation(n_nodes)]
     if init == "pca":
-        return pca_weights(data, lattice, rng)
+        return pca_weights(data, lattice, rng, nan_policy)
     raise ValueError(f"Unknown init {init!r}; choose one of {', '.join(INITS)} or an (M, D) array.")
 
 
@@ -62,29 +76,57 @@ def check_init_array(init, lattice: Lattice, n_features: int) -> None:
         )
 
 
-def locate_nonfinite(data: da.Array, count: int) -> NonFinite:
-    """Where the first NaN / inf of ``data`` is; an extra pass, taken only to report an error."""
-    flat = int(da.argmax((~da.isfinite(data)).ravel()).compute())
+def locate_nonfinite(data: da.Array, count: int, nan_policy: str = "raise") -> NonFinite:
+    """Where the first value ``data`` may not hold is; an extra pass, taken only to report an
+    error (NaN or inf, or inf alone under ``nan_policy="ignore"``)."""
+    bad = da.isinf(data) if nan_policy == "ignore" else ~da.isfinite(data)
+    flat = int(da.argmax(bad.ravel()).compute())
     return NonFinite(count, divmod(flat, data.shape[1]))
 
 
-def principal_components(data: da.Array, rng: np.random.Generator):
-    """Mean, first two principal axes (2, D) and their variances, in one pass over the data."""
+def _covariance(data: da.Array, nan_policy: str) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and covariance in one pass; with missing values, over the observed pairs."""
     x = data.astype(np.float64)
+    n_rows = data.shape[0]
+    if nan_policy == "ignore":
+        observed = ~da.isnan(x)
+        x = da.where(observed, x, 0.0)
+        ones = observed.astype(np.float64)
+        total, counts, gram, pairs, infinite = dask.compute(
+            x.sum(axis=0), ones.sum(axis=0), x.T @ x, ones.T @ ones, da.isinf(x).sum()
+        )
+        _raise_on_nonfinite(data, int(infinite), "ignore")
+        mean = to_host(total) / np.maximum(to_host(counts), 1)
+        pairs = np.maximum(to_host(pairs), 2)
+        return mean, (to_host(gram) - pairs * np.outer(mean, mean)) / (pairs - 1)
+    total, gram, nonfinite = dask.compute(x.sum(axis=0), x.T @ x, (~da.isfinite(x)).sum())
+    _raise_on_nonfinite(data, int(nonfinite), "raise")
+    mean = to_host(total) / n_rows
+    return mean, (to_host(gram) - n_rows * np.outer(mean, mean)) / max(n_rows - 1, 1)
+
+
+def _raise_on_nonfinite(data: da.Array, count: int, nan_policy: str) -> None:
+    if count:
+        locate_nonfinite(data, count, nan_policy).raise_if_any(data.shape[0])
+
+
+def principal_components(data: da.Array, rng: np.random.Generator, nan_policy: str = "raise"):
+    """Mean, first two principal axes (2, D) and their variances, in one pass over the data."""
     n_rows, n_features = data.shape
     if n_features <= MAX_COVARIANCE_FEATURES:
-        total, gram, nonfinite = dask.compute(x.sum(axis=0), x.T @ x, (~da.isfinite(x)).sum())
-        if nonfinite:
-            locate_nonfinite(data, int(nonfinite)).raise_if_any(n_rows)
-        mean = to_host(total) / n_rows
-        cov = (to_host(gram) - n_rows * np.outer(mean, mean)) / max(n_rows - 1, 1)
+        mean, cov = _covariance(data, nan_policy)
         variances, vectors = np.linalg.eigh(cov)
         order = np.argsort(variances)[::-1][:2]
         axes, variances = vectors[:, order].T, variances[order]
     else:
-        mean, nonfinite = dask.compute(x.mean(axis=0), (~da.isfinite(x)).sum())
-        if nonfinite:
-            locate_nonfinite(data, int(nonfinite)).raise_if_any(n_rows)
+        x = data.astype(np.float64)
+        if nan_policy == "ignore":
+            mean, infinite = dask.compute(da.nanmean(x, axis=0), da.isinf(x).sum())
+            _raise_on_nonfinite(data, int(infinite), "ignore")
+            x = da.where(da.isnan(x), to_host(mean)[None, :], x)
+        else:
+            mean, nonfinite = dask.compute(x.mean(axis=0), (~da.isfinite(x)).sum())
+            _raise_on_nonfinite(data, int(nonfinite), "raise")
         mean = to_host(mean)
         seed = int(rng.integers(2**31))
         _, singular, vt = da.linalg.svd_compressed(x - mean, k=2, seed=seed, compute=True)
@@ -99,13 +141,15 @@ def principal_components(data: da.Array, rng: np.random.Generator):
     return mean, axes, np.clip(variances, 0.0, None)
 
 
-def pca_weights(data: da.Array, lattice: Lattice, rng: np.random.Generator) -> np.ndarray:
+def pca_weights(
+    data: da.Array, lattice: Lattice, rng: np.random.Generator, nan_policy: str = "raise"
+) -> np.ndarray:
     """Mean plus a regular grid over the first two principal components.
 
     The grid spans about plus/minus one standard deviation along each component, the map's
     longer side along the first component.
     """
-    mean, axes, variances = principal_components(data, rng)
+    mean, axes, variances = principal_components(data, rng, nan_policy)
     pos = lattice.positions
     span = pos.max(axis=0) - pos.min(axis=0)
     unit = np.where(span > 0, 2.0 * (pos - pos.min(axis=0)) / np.where(span > 0, span, 1) - 1, 0)

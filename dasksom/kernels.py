@@ -6,6 +6,10 @@ never holds more than one ``block x M`` score matrix whatever its size, and no `
 built for the whole chunk.  Results that leave a chunk (:class:`PartialSums`) are small: they do
 not grow with the number of rows.
 
+With ``nan_policy="ignore"`` NaN marks a missing value: a row's BMU is found over its observed
+features and the sums count each feature over the rows that observe it (design.md, "Missing
+values").  Rows with no observed value are counted, never assigned.
+
 Distances are entries of :data:`METRICS`, a table of :class:`Metric` objects: adding a metric
 means adding one class there; validation, the BMU search, ``transform`` and the command line's
 choices all read the table.
@@ -25,6 +29,7 @@ from .lattice import NEIGHBOR_DISTANCE
 SCORE_BLOCK_ELEMENTS = 1 << 21
 # Elements of the rows x nodes x features difference tensor of the manhattan metric.
 MANHATTAN_BLOCK_ELEMENTS = 1 << 22
+NAN_POLICIES = ("raise", "ignore")
 
 
 def array_module(x: Any) -> Any:
@@ -51,6 +56,17 @@ def compute_dtype(dtype: Any) -> np.dtype:
     if dtype == np.float64 or (dtype.kind in "iu" and dtype.itemsize >= 4):
         return np.dtype(np.float64)
     return np.dtype(np.float32)
+
+
+def _overflows_float32(x: Any, weights: np.ndarray) -> bool:
+    """Whether products and squared norms of these values could pass float32's largest value.
+
+    ``x . w`` and ``||w||^2`` stay below ``D * a^2`` for values of magnitude at most ``a``.
+    """
+    xp = array_module(x)
+    limit = float(np.sqrt(np.finfo(np.float32).max / (4.0 * max(1, x.shape[1]))))
+    largest = float(xp.abs(x).max()) if x.size else 0.0
+    return largest > limit or float(np.abs(weights).max(initial=0.0)) > limit
 
 
 @dataclass
@@ -86,12 +102,13 @@ class Metric:
         """The weights in the form :meth:`scores` needs (computed once per chunk)."""
         raise NotImplementedError
 
-    def scores(self, block: Any, prepared: PreparedWeights) -> Any:
-        """``(rows, M)`` scores of a row block, higher is closer."""
-        scores = block @ prepared.scoring
-        if prepared.offsets is not None:
-            scores -= prepared.offsets
-        return scores
+    def scores(self, block: Any, prepared: PreparedWeights, mask: Any = None) -> Any:
+        """``(rows, M)`` scores of a row block, higher is closer.
+
+        ``mask`` (rows x D, or None when every value is observed) marks the observed values;
+        missing ones are zero in ``block`` and take no part in the distance.
+        """
+        raise NotImplementedError
 
     def distances(self, block: Any, scores: Any) -> Any:
         """``(rows, M)`` distances of a row block from its :meth:`scores`."""
@@ -103,13 +120,22 @@ class Metric:
 
 
 class Euclidean(Metric):
-    """``||x - w||``; the search maximises ``x . w - ||w||^2 / 2``."""
+    """``||x - w||``; the search maximises ``x . w - ||w||^2 / 2`` (over observed features)."""
 
     name = "euclidean"
 
     def prepare(self, weights: Any, xp: Any) -> PreparedWeights:
         offsets = 0.5 * (weights * weights).sum(axis=1)
         return PreparedWeights(self, weights, xp.ascontiguousarray(weights.T), offsets)
+
+    def scores(self, block: Any, prepared: PreparedWeights, mask: Any = None) -> Any:
+        scores = block @ prepared.scoring
+        if mask is None:
+            scores -= prepared.offsets
+        else:
+            w = prepared.weights
+            scores -= 0.5 * (mask.astype(block.dtype) @ (w * w).T)
+        return scores
 
     def distances(self, block: Any, scores: Any) -> Any:
         xp = array_module(block)
@@ -118,7 +144,8 @@ class Euclidean(Metric):
 
 
 class Cosine(Metric):
-    """``1 - x . w / (||x|| ||w||)``; the search maximises ``x . w / ||w||``."""
+    """``1 - x . w / (||x|| ||w||)``; the search maximises ``x . w / ||w||`` (both over the
+    observed features)."""
 
     name = "cosine"
 
@@ -126,6 +153,14 @@ class Cosine(Metric):
         norms = xp.sqrt((weights * weights).sum(axis=1))
         unit = weights / xp.maximum(norms, xp.finfo(weights.dtype).tiny)[:, None]
         return PreparedWeights(self, weights, xp.ascontiguousarray(unit.T), None)
+
+    def scores(self, block: Any, prepared: PreparedWeights, mask: Any = None) -> Any:
+        if mask is None:
+            return block @ prepared.scoring
+        xp = array_module(block)
+        w = prepared.weights
+        norms = xp.sqrt(mask.astype(block.dtype) @ (w * w).T)
+        return (block @ w.T) / xp.maximum(norms, xp.finfo(block.dtype).tiny)
 
     def distances(self, block: Any, scores: Any) -> Any:
         xp = array_module(block)
@@ -141,15 +176,18 @@ class Manhattan(Metric):
     def prepare(self, weights: Any, xp: Any) -> PreparedWeights:
         return PreparedWeights(self, weights, None, None)
 
-    def scores(self, block: Any, prepared: PreparedWeights) -> Any:
+    def scores(self, block: Any, prepared: PreparedWeights, mask: Any = None) -> Any:
         xp = array_module(block)
         w = prepared.weights
         n_rows, n_features = block.shape
         step = max(1, MANHATTAN_BLOCK_ELEMENTS // max(1, n_rows * n_features))
         out = xp.empty((n_rows, prepared.n_nodes), dtype=block.dtype)
+        weight = None if mask is None else mask.astype(block.dtype)[:, None, :]
         for start in range(0, prepared.n_nodes, step):
-            part = w[start : start + step]
-            out[:, start : start + step] = -xp.abs(block[:, None, :] - part[None, :, :]).sum(-1)
+            diff = xp.abs(block[:, None, :] - w[None, start : start + step])
+            if weight is not None:
+                diff *= weight
+            out[:, start : start + step] = -diff.sum(-1)
         return out
 
     def distances(self, block: Any, scores: Any) -> Any:
@@ -169,14 +207,43 @@ def get_metric(name: str) -> Metric:
     return METRICS[name]
 
 
-def prepare(chunk: Any, weights: Any, metric: str) -> tuple[Any, PreparedWeights]:
-    """A chunk in its compute dtype, and the weights prepared for ``metric`` alongside it."""
+def check_nan_policy(nan_policy: str) -> None:
+    if nan_policy not in NAN_POLICIES:
+        raise ValueError(
+            f"Unknown nan_policy {nan_policy!r}; choose one of {', '.join(NAN_POLICIES)}."
+        )
+
+
+def prepare(
+    chunk: Any, weights: Any, metric: str, nan_policy: str = "raise"
+) -> tuple[Any, Any, PreparedWeights]:
+    """A chunk made ready for the search: ``(x, mask, prepared weights)``.
+
+    ``x`` is the chunk in its compute dtype (float64 where float32 could overflow), with
+    missing values (NaN, under ``nan_policy="ignore"``) set to zero; ``mask`` marks the observed
+    values, or is None when the chunk misses none.
+    """
     xp = array_module(chunk)
     x = xp.asarray(chunk, dtype=compute_dtype(chunk.dtype))
-    return x, PreparedWeights.build(weights, metric, xp, x.dtype)
+    mask = None
+    if nan_policy == "ignore" and x.dtype.kind == "f":
+        missing = xp.isnan(x)
+        if missing.any():
+            mask = ~missing
+            x = xp.where(mask, x, 0)
+    if x.dtype == np.float32 and _overflows_float32(x, weights):
+        x = x.astype(np.float64)
+    return x, mask, PreparedWeights.build(weights, metric, xp, x.dtype)
 
 
-def best_matching_units(x: Any, prepared: PreparedWeights, second: bool = False) -> Any:
+def observed_rows(mask: Any) -> Any:
+    """Rows holding at least one observed value, or None when every value is observed."""
+    return None if mask is None else mask.any(axis=1)
+
+
+def best_matching_units(
+    x: Any, prepared: PreparedWeights, second: bool = False, mask: Any = None
+) -> Any:
     """BMU index of every row of ``x`` (ties go to the lowest index).
 
     Parameters
@@ -185,6 +252,8 @@ def best_matching_units(x: Any, prepared: PreparedWeights, second: bool = False)
     prepared : PreparedWeights
     second : bool
         Also return the second-best unit of every row (for the topographic error).
+    mask : None, or bool array of shape (n, D) marking observed values (missing ones are 0
+        in ``x``); a row with no observed value gets -1.
 
     Returns
     -------
@@ -197,27 +266,38 @@ def best_matching_units(x: Any, prepared: PreparedWeights, second: bool = False)
     metric = prepared.metric
     step = metric.block_rows(prepared.n_nodes, x.shape[1])
     for start in range(0, n_rows, step):
-        scores = metric.scores(x[start : start + step], prepared)
+        part = slice(start, start + step)
+        scores = metric.scores(x[part], prepared, None if mask is None else mask[part])
         top = xp.argmax(scores, axis=1)
-        best[start : start + step] = top
+        best[part] = top
         if second:
             scores[xp.arange(scores.shape[0]), top] = -xp.inf
-            runner_up[start : start + step] = xp.argmax(scores, axis=1)
+            runner_up[part] = xp.argmax(scores, axis=1)
+    if mask is not None:
+        empty = ~observed_rows(mask)
+        best[empty] = -1
+        if second:
+            runner_up[empty] = -1
     return (best, runner_up) if second else best
 
 
-def node_distances(x: Any, prepared: PreparedWeights) -> Any:
+def node_distances(x: Any, prepared: PreparedWeights, mask: Any = None) -> Any:
     """``(n, M)`` distance of every row of ``x`` to every node, in the metric's own terms.
 
-    Meant for ``transform``: the result grows with the rows, so callers take it per chunk.
+    Taken over each row's observed features (``mask``); NaN for rows with none.  Meant for
+    ``transform``: the result grows with the rows, so callers take it per chunk.
     """
     xp = array_module(x)
     out = xp.empty((x.shape[0], prepared.n_nodes), dtype=x.dtype)
     metric = prepared.metric
     step = metric.block_rows(prepared.n_nodes, x.shape[1])
     for start in range(0, x.shape[0], step):
-        block = x[start : start + step]
-        out[start : start + step] = metric.distances(block, metric.scores(block, prepared))
+        part = slice(start, start + step)
+        block = x[part]
+        scores = metric.scores(block, prepared, None if mask is None else mask[part])
+        out[part] = metric.distances(block, scores)
+    if mask is not None:
+        out[~observed_rows(mask)] = xp.nan
     return out
 
 
@@ -259,23 +339,23 @@ class NonFinite:
         if not self.count:
             return
         among = "" if n_rows is None else f" among {n_rows} rows"
-        where = (
-            ""
-            if self.first is None
-            else (f"; the first is at row {self.first[0]}, column {self.first[1]}")
-        )
+        where = ""
+        if self.first is not None:
+            where = f"; the first is at row {self.first[0]}, column {self.first[1]}"
         raise ValueError(
             f"The data contains {self.count} NaN or infinite value(s){among}{where}. Remove or "
-            "impute those rows (for a dask array x: x[da.isfinite(x).all(axis=1)]) and try again."
+            "impute those rows (for a dask array x: x[da.isfinite(x).all(axis=1)]), or, if NaN "
+            "marks missing values, use nan_policy='ignore' (inf is never allowed)."
         )
 
 
-def find_nonfinite(x: Any, row_offset: int = 0) -> NonFinite:
-    """Count NaN and inf in a chunk; integer data is finite by construction."""
+def find_nonfinite(x: Any, row_offset: int = 0, nan_policy: str = "raise") -> NonFinite:
+    """Count the values a chunk may not hold: NaN and inf, or inf alone when NaN marks a
+    missing value (``nan_policy="ignore"``).  Integer data is finite by construction."""
     if np.dtype(x.dtype).kind not in "fc":
         return NonFinite()
     xp = array_module(x)
-    bad = ~xp.isfinite(x)
+    bad = xp.isinf(x) if nan_policy == "ignore" else ~xp.isfinite(x)
     count = int(bad.sum())
     if not count:
         return NonFinite()
@@ -289,11 +369,15 @@ class PartialSums:
 
     Attributes
     ----------
-    sums : (M, D) float64, ``S[k]``, the sum of the rows whose BMU is ``k``
+    sums : (M, D) float64, ``S[k]``, the sum of the rows whose BMU is ``k`` (missing values
+        count as zero)
     counts : (M,) float64, ``n[k]``, how many rows have BMU ``k``
     distances : (M,) float64, sum of ``||x - w_k||`` over the rows whose BMU is ``k``
-    n_rows : rows seen
-    nonfinite : NaN / inf found in the chunk (then nothing else is summed)
+    n_rows : rows assigned a BMU
+    nonfinite : values the data may not hold, found in the chunk (then nothing else is summed)
+    feature_counts : (M, D) float64 or None: ``n[k, d]``, how many rows with BMU ``k`` observe
+        feature ``d``; None when every row observes every feature (it equals ``counts``)
+    rows_without_values : rows with no observed value, counted and never assigned
     """
 
     sums: Any
@@ -301,14 +385,25 @@ class PartialSums:
     distances: Any
     n_rows: int
     nonfinite: NonFinite = field(default_factory=NonFinite)
+    feature_counts: Any = None
+    rows_without_values: int = 0
+
+    def per_feature_counts(self) -> Any:
+        """``n[k, d]`` as an array, whether or not any value was missing."""
+        if self.feature_counts is not None:
+            return self.feature_counts
+        return self.counts[:, None] * array_module(self.counts).ones(self.sums.shape[1])
 
     def __add__(self, other: PartialSums) -> PartialSums:
+        both_complete = self.feature_counts is None and other.feature_counts is None
         return PartialSums(
             self.sums + other.sums,
             self.counts + other.counts,
             self.distances + other.distances,
             self.n_rows + other.n_rows,
             self.nonfinite + other.nonfinite,
+            None if both_complete else self.per_feature_counts() + other.per_feature_counts(),
+            self.rows_without_values + other.rows_without_values,
         )
 
     def to_host(self) -> PartialSums:
@@ -318,6 +413,8 @@ class PartialSums:
             to_host(self.distances),
             self.n_rows,
             self.nonfinite,
+            None if self.feature_counts is None else to_host(self.feature_counts),
+            self.rows_without_values,
         )
 
     @property
@@ -325,23 +422,32 @@ class PartialSums:
         return float(self.distances.sum() / self.n_rows) if self.n_rows else float("nan")
 
 
-def bmu_distances(x: Any, weights: Any, bmu: Any) -> Any:
+def bmu_distances(x: Any, weights: Any, bmu: Any, mask: Any = None) -> Any:
     """Euclidean distance from every row to its BMU's weights, in O(n x D).
 
-    Taken in row blocks so that the differences never hold more than a block of the chunk.
+    Over each row's observed features when ``mask`` is given.  Taken in row blocks so that
+    the differences never hold more than a block of the chunk.
     """
     xp = array_module(x)
     out = xp.empty(x.shape[0], dtype=x.dtype)
     step = max(1, SCORE_BLOCK_ELEMENTS // max(1, x.shape[1]))
     for start in range(0, x.shape[0], step):
-        diff = weights[bmu[start : start + step]]
-        xp.subtract(x[start : start + step], diff, out=diff)
-        out[start : start + step] = xp.sqrt(xp.einsum("ij,ij->i", diff, diff))
+        part = slice(start, start + step)
+        diff = weights[bmu[part]]
+        xp.subtract(x[part], diff, out=diff)
+        if mask is not None:
+            diff *= mask[part]
+        out[part] = xp.sqrt(xp.einsum("ij,ij->i", diff, diff))
     return out
 
 
 def partial_sums(
-    chunk: Any, weights: np.ndarray, metric: str, row_offset: int = 0, check_finite: bool = True
+    chunk: Any,
+    weights: np.ndarray,
+    metric: str,
+    row_offset: int = 0,
+    check_finite: bool = True,
+    nan_policy: str = "raise",
 ) -> PartialSums:
     """Batch-SOM partial sums of one chunk against the epoch's weights.
 
@@ -351,7 +457,9 @@ def partial_sums(
     weights : (M, D) numpy array, the weights at the epoch's start
     metric : a name in :data:`METRICS`
     row_offset : index of the chunk's first row in the whole array, for error messages
-    check_finite : look for NaN / inf first; a chunk that has any sums nothing
+    check_finite : look for values the data may not hold first; a chunk that has any sums
+        nothing
+    nan_policy : "raise" (NaN is an error) or "ignore" (NaN is a missing value)
 
     Returns
     -------
@@ -360,55 +468,93 @@ def partial_sums(
     xp = array_module(chunk)
     n_nodes, n_features = weights.shape
     if check_finite:
-        nonfinite = find_nonfinite(chunk, row_offset)
+        nonfinite = find_nonfinite(chunk, row_offset, nan_policy)
         if nonfinite.count:
             zeros = xp.zeros(n_nodes, dtype=xp.float64)
             return PartialSums(
                 xp.zeros((n_nodes, n_features), dtype=xp.float64), zeros, zeros, 0, nonfinite
             )
-    x, prepared = prepare(chunk, weights, metric)
-    bmu = best_matching_units(x, prepared)
-    distances = bmu_distances(x, prepared.weights, bmu).astype(xp.float64)
+    x, mask, prepared = prepare(chunk, weights, metric, nan_policy)
+    bmu = best_matching_units(x, prepared, mask=mask)
+    feature_counts, without_values = None, 0
+    if mask is not None:
+        keep = xp.flatnonzero(bmu >= 0)
+        without_values = int(x.shape[0] - keep.shape[0])
+        x, mask, bmu = x[keep], mask[keep], bmu[keep]
+        feature_counts = sum_rows_by_index(mask.astype(x.dtype), bmu, n_nodes)
+    distances = bmu_distances(x, prepared.weights, bmu, mask).astype(xp.float64)
     return PartialSums(
         sum_rows_by_index(x, bmu, n_nodes),
         xp.bincount(bmu, minlength=n_nodes).astype(xp.float64),
         xp.bincount(bmu, weights=distances, minlength=n_nodes),
-        int(chunk.shape[0]),
+        int(x.shape[0]),
+        feature_counts=feature_counts,
+        rows_without_values=without_values,
     )
 
 
-def predict_chunk(chunk: Any, weights: np.ndarray, metric: str, row_offset: int = 0) -> Any:
+def _checked(chunk: Any, row_offset: int, nan_policy: str) -> Any:
+    find_nonfinite(chunk, row_offset, nan_policy).raise_if_any()
+    return chunk
+
+
+def predict_chunk(
+    chunk: Any, weights: np.ndarray, metric: str, row_offset: int = 0, nan_policy: str = "raise"
+) -> Any:
     """BMU index of every row of a chunk (numpy or cupy in, same out).
 
-    A row holding NaN or inf has no BMU: it raises (naming the place), never gets node 0.
+    A row holding NaN or inf raises (naming the place), never gets node 0; under
+    ``nan_policy="ignore"`` a row with no observed value gets -1.
     """
-    find_nonfinite(chunk, row_offset).raise_if_any()
-    return best_matching_units(*prepare(chunk, weights, metric))
+    x, mask, prepared = prepare(
+        _checked(chunk, row_offset, nan_policy), weights, metric, nan_policy
+    )
+    return best_matching_units(x, prepared, mask=mask)
 
 
-def transform_chunk(chunk: Any, weights: np.ndarray, metric: str, row_offset: int = 0) -> Any:
+def transform_chunk(
+    chunk: Any, weights: np.ndarray, metric: str, row_offset: int = 0, nan_policy: str = "raise"
+) -> Any:
     """Distance of every row of a chunk to every node, ``(n, M)`` (numpy or cupy in, same out)."""
-    find_nonfinite(chunk, row_offset).raise_if_any()
-    return node_distances(*prepare(chunk, weights, metric))
+    x, mask, prepared = prepare(
+        _checked(chunk, row_offset, nan_policy), weights, metric, nan_policy
+    )
+    return node_distances(x, prepared, mask)
 
 
 def hits_chunk(
-    chunk: Any, weights: np.ndarray, metric: str, lattice: Any, row_offset: int = 0
+    chunk: Any,
+    weights: np.ndarray,
+    metric: str,
+    lattice: Any,
+    row_offset: int = 0,
+    nan_policy: str = "raise",
 ) -> np.ndarray:
     """How many rows of a chunk each node wins, as a host array of shape ``(M,)``."""
     xp = array_module(chunk)
-    bmu = predict_chunk(chunk, weights, metric, row_offset)
-    return to_host(xp.bincount(bmu, minlength=lattice.n_nodes))
+    bmu = predict_chunk(chunk, weights, metric, row_offset, nan_policy)
+    return to_host(xp.bincount(bmu[bmu >= 0], minlength=lattice.n_nodes))
 
 
 def quality_chunk(
-    chunk: Any, weights: np.ndarray, metric: str, lattice: Any, row_offset: int = 0
+    chunk: Any,
+    weights: np.ndarray,
+    metric: str,
+    lattice: Any,
+    row_offset: int = 0,
+    nan_policy: str = "raise",
 ) -> np.ndarray:
-    """``[sum of BMU distances, topographic errors, rows]`` of one chunk, as float64 (3,)."""
+    """``[sum of BMU distances, topographic errors, rows assigned, rows without values]`` of one
+    chunk, as float64 (4,)."""
     xp = array_module(chunk)
-    find_nonfinite(chunk, row_offset).raise_if_any()
-    x, prepared = prepare(chunk, weights, metric)
-    best, runner_up = best_matching_units(x, prepared, second=True)
-    distance_sum = float(bmu_distances(x, prepared.weights, best).astype(xp.float64).sum())
+    x, mask, prepared = prepare(
+        _checked(chunk, row_offset, nan_policy), weights, metric, nan_policy
+    )
+    best, runner_up = best_matching_units(x, prepared, second=True, mask=mask)
+    if mask is not None:
+        keep = xp.flatnonzero(best >= 0)
+        x, mask, best, runner_up = x[keep], mask[keep], best[keep], runner_up[keep]
+    distance_sum = float(bmu_distances(x, prepared.weights, best, mask).astype(xp.float64).sum())
     apart = lattice.pair_distances(to_host(best), to_host(runner_up)) > NEIGHBOR_DISTANCE
-    return np.array([distance_sum, float(apart.sum()), float(x.shape[0])])
+    without_values = chunk.shape[0] - x.shape[0]
+    return np.array([distance_sum, float(apart.sum()), float(x.shape[0]), float(without_values)])

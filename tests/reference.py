@@ -91,3 +91,33 @@ def train(data, weights, height, width, topology, pbc, metric, kind, sigmas):
 
 def quantization_error(data, weights, metric):
     return float(np.mean([np.linalg.norm(x - weights[bmu(x, weights, metric)]) for x in data]))
+
+
+# -- missing values (NaN), design.md "Missing values" ---------------------------------------------
+
+
+def bmu_observed(x, weights, metric):
+    """BMU over the observed (non-NaN) features of ``x``; None when none is observed."""
+    seen = ~np.isnan(x)
+    if not seen.any():
+        return None
+    return bmu(x[seen], weights[:, seen], metric)
+
+
+def batch_epoch_observed(data, weights, sigma, height, width, topology, pbc, metric, kind):
+    """One batch epoch with missing values: W[k, d] = sum_j h_kj S_jd / sum_j h_kj n_jd."""
+    dist = distance_matrix(height, width, topology, pbc)
+    bmus = [bmu_observed(x, weights, metric) for x in data]
+    new = weights.copy()
+    for k in range(len(weights)):
+        for d in range(weights.shape[1]):
+            num = den = 0.0
+            for x, b in zip(data, bmus, strict=True):
+                if b is None or np.isnan(x[d]):
+                    continue
+                hk = h(dist[k, b], sigma, kind)
+                num += hk * x[d]
+                den += hk
+            if den > 0:
+                new[k, d] = num / den
+    return new

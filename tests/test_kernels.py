@@ -128,7 +128,7 @@ class Chebyshev(kernels.Metric):
     def prepare(self, weights, xp):
         return kernels.PreparedWeights(self, weights, None, None)
 
-    def scores(self, block, prepared):
+    def scores(self, block, prepared, mask=None):
         return -np.abs(block[:, None, :] - prepared.weights[None]).max(axis=-1)
 
     def distances(self, block, scores):
