@@ -149,9 +149,18 @@ with Client(scheduler_file=scheduler_file, timeout=timeout) as client:
     print(f"dasksom slurm: {n_workers} workers joined {client.scheduler.address}", flush=True)
 EOF
 
-# In the background so that a TERM (scancel, preemption) runs the trap at once.
+# In the background so that a TERM (scancel, preemption) runs the trap at once.  If the
+# workers' step ends while the driver runs (a worker died and srun ended the step), no worker
+# will come back: stop instead of waiting for the wall-time limit.
 dasksom train "$DATA" --size "$SIZE" --scheduler-file "$SCHEDULER_FILE" --output "$OUTPUT" "$@" &
 DRIVER_PID=$!
+while kill -0 "$DRIVER_PID" 2>/dev/null; do
+    if ! kill -0 "$WORKERS_PID" 2>/dev/null; then
+        echo "dasksom slurm: the workers' step ended during training; stopping" >&2
+        exit 1
+    fi
+    sleep 2 & wait $! || true
+done
 status=0
 wait "$DRIVER_PID" || status=$?
 DRIVER_PID=

@@ -125,7 +125,10 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
             )
             return 1
-        job_ids = sorted({job.job_id for job in cluster.workers.values() if job.job_id})
+        job_ids = sorted(
+            {job.job_id for job in cluster.workers.values() if job.job_id},
+            key=lambda job_id: (len(job_id), job_id),
+        )
         print(
             f"slurm_jobqueue: {n_workers} workers in Slurm jobs {', '.join(job_ids)} joined "
             f"after {time.monotonic() - started:.1f}s",

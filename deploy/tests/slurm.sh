@@ -256,6 +256,24 @@ grep -q "the scheduler exited before writing" "$T/jobs/nosched-$C.out" \
     || fail "job $C: no message about the scheduler"
 [[ ! -e $T/out-nosched/map.npz ]] || fail "job $C wrote a map without a scheduler"
 
+# --- 3b. a worker that dies mid-run ends the job instead of leaving the driver waiting -------
+say "3b. kill -9 one worker (its dask worker process) after the first checkpoint"
+K=$(submit workerdeath -n 2 -c 1 --mem=1000M -- "$DATA" "$T/out-workerdeath" 8x8 --epochs 40 \
+    --chunks 50 --no-plots)
+until [[ -e $T/out-workerdeath/checkpoint.npz ]]; do
+    [[ $(job_field "$K" JobState) == @(PENDING|RUNNING|CONFIGURING) ]] \
+        || fail "job $K ended ($(job_field "$K" JobState)) before its first checkpoint"
+    (( SECONDS < DEADLINE )) || fail "job $K wrote no checkpoint in time"
+    sleep 0.2
+done
+VICTIM=$(pgrep -f "dask worker --scheduler-file $T/out-workerdeath/" | head -n 1)
+[[ -n $VICTIM ]] || fail "job $K: no worker process found"
+kill -KILL "$VICTIM"
+expect_state "$K" "FAILED 1:0" "worker killed"
+grep -q "the workers' step ended during training" "$T/jobs/workerdeath-$K.out" \
+    || fail "job $K: no message about the workers"
+check_no_leftovers "$K" "$T/out-workerdeath"
+
 # --- 4. scancel mid-run and resubmit, or scontrol requeue: both resume and end with the map --
 # --- of an uninterrupted job ------------------------------------------------------------------
 RESUME_ARGS=(8x8 --epochs 40 --chunks 50 --no-plots)
