@@ -28,7 +28,7 @@ from .atomic import write_text
 from .estimator import SOM
 from .evaluation import majority_label_accuracy
 from .initialization import INITS
-from .kernels import METRICS
+from .kernels import METRICS, NAN_POLICIES
 from .lattice import TOPOLOGIES
 from .neighborhood import NEIGHBORHOODS
 from .persistence import existing_map, read_map, settings_key
@@ -85,6 +85,12 @@ def _add_training_options(parser: argparse.ArgumentParser, size: str, epochs: in
     group.add_argument("--init", choices=INITS, default="pca", help="initial weights")
     group.add_argument("--epochs", type=int, default=epochs, help="batch epochs")
     group.add_argument("--seed", type=int, default=0, help="random seed")
+    group.add_argument(
+        "--nan-policy",
+        choices=NAN_POLICIES,
+        default="raise",
+        help="'raise': NaN or inf in the data is an error; 'ignore': NaN marks a missing value",
+    )
 
 
 def _add_output_options(parser: argparse.ArgumentParser) -> None:
@@ -254,6 +260,7 @@ def _estimator(args: argparse.Namespace, **extra: Any) -> SOM:
         init=args.init,
         epochs=args.epochs,
         random_state=args.seed,
+        nan_policy=args.nan_policy,
         # Progress comes from the command's own display, not the engine's log lines.
         verbose=False,
         **extra,

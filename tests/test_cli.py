@@ -365,3 +365,16 @@ def test_an_unreachable_scheduler_is_one_line(tmp_path):
         cli("train", "x.npy", "--scheduler-address", "tcp://127.0.0.1:1", "--connect-timeout", 2)
     )
     assert "cannot connect to the scheduler at tcp://127.0.0.1:1" in err
+
+
+def test_train_with_missing_values_under_nan_policy_ignore(tmp_path, blobs, capsys):
+    gappy = blobs.copy()
+    gappy[np.random.default_rng(0).random(gappy.shape) < 0.1] = np.nan
+    np.save(tmp_path / "x.npy", gappy)
+    args = ["train", str(tmp_path / "x.npy"), "--size", "4x4", "--epochs", "2", "--workers", "0"]
+    args += ["--output", str(tmp_path / "out")]
+    assert main(args) == 1
+    assert "nan_policy='ignore'" in capsys.readouterr().err
+    assert main([*args, "--nan-policy", "ignore", "--force"]) == 0
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert np.isfinite(summary["quantization_error"])
