@@ -44,6 +44,7 @@ from mpl_toolkits.axes_grid1 import make_axes_locatable  # noqa: E402
 from numpy.typing import ArrayLike  # noqa: E402
 
 from .analysis import node_differences  # noqa: E402
+from .atomic import atomic_file
 from .evaluation import label_votes  # noqa: E402
 from .lattice import Lattice  # noqa: E402
 
@@ -244,14 +245,16 @@ def save_and_show(
     """Save ``fig`` and/or show it, as every plot's ``show`` / ``print_out`` do.
 
     With ``print_out`` the figure goes to ``file_name`` (``default`` when None) at 150 dpi;
-    ``.png`` is added to a name without an extension matplotlib can write.  With ``show``,
-    ``plt.show()`` is called.
+    ``.png`` is added to a name without an extension matplotlib can write.  The file is written
+    atomically (:func:`dasksom.atomic.atomic_file`).  With ``show``, ``plt.show()`` is called.
     """
     if print_out:
         path = Path(file_name if file_name is not None else default)
-        if path.suffix.lstrip(".").lower() not in fig.canvas.get_supported_filetypes():
-            path = path.with_name(path.name + ".png")
-        fig.savefig(path, bbox_inches="tight", dpi=150)
+        kind = path.suffix.lstrip(".").lower()
+        if kind not in fig.canvas.get_supported_filetypes():
+            path, kind = path.with_name(path.name + ".png"), "png"
+        with atomic_file(path) as tmp:
+            fig.savefig(tmp, bbox_inches="tight", dpi=150, format=kind)
     if show:
         plt.show()
 

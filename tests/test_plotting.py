@@ -441,3 +441,13 @@ def test_simpsom_line_plot(tmp_path):
     )  # fmt: skip
     assert ax.get_yscale() == "log" and ax.get_xlabel() == "epoch"
     assert_png(path)
+
+
+def test_a_saved_picture_replaces_a_planted_link_instead_of_following_it(hex_som, tmp_path):
+    target = tmp_path / "precious.txt"
+    target.write_text("keep me")
+    (tmp_path / "umatrix.png").symlink_to(target)
+    plotting.plot_umatrix(hex_som, print_out=True, file_name=tmp_path / "umatrix.png")
+    assert target.read_text() == "keep me"
+    assert (tmp_path / "umatrix.png").read_bytes().startswith(b"\x89PNG")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["precious.txt", "umatrix.png"]
