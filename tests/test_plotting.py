@@ -447,7 +447,7 @@ def test_a_saved_picture_replaces_a_planted_link_instead_of_following_it(hex_som
     target = tmp_path / "precious.txt"
     target.write_text("keep me")
     (tmp_path / "umatrix.png").symlink_to(target)
-    plotting.plot_umatrix(hex_som, print_out=True, file_name=tmp_path / "umatrix.png")
+    P.plot_umatrix(hex_som, print_out=True, file_name=tmp_path / "umatrix.png")
     assert target.read_text() == "keep me"
     assert (tmp_path / "umatrix.png").read_bytes().startswith(b"\x89PNG")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["precious.txt", "umatrix.png"]
