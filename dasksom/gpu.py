@@ -1,0 +1,259 @@
+"""Training on GPUs: CuPy chunks, a dask-cuda cluster, device-sized row blocks, kernel warm-up.
+
+The chunk kernels (:mod:`dasksom.kernels`) compute with the chunk's array module, so a dask array
+whose chunks are CuPy arrays trains on the GPU with no other change; this module gets data there
+(:func:`to_device`), starts one worker per GPU (:func:`local_cuda_cluster`), sizes the BMU
+search's row blocks for the device (:func:`device_block_rows`, :func:`block_rows`) and compiles
+CuPy's kernels ahead of the first epoch (:func:`warm_up`).
+
+CuPy, dask-cuda and RMM are imported when a function needs them, never when this module is
+imported, so it loads on machines without a GPU; there each function that needs one raises a
+``RuntimeError`` saying what is missing.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import time
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+
+from . import kernels
+
+CUPY_MISSING = (
+    "CuPy is not installed: install the GPU extra, pip install 'dasksom[gpu]' "
+    "(or the cupy-cudaXXx wheel that matches your CUDA)."
+)
+NO_DEVICE = (
+    "No CUDA device is visible to CuPy: check that `nvidia-smi` lists a GPU and that "
+    "CUDA_VISIBLE_DEVICES, if set, names it."
+)
+DASK_CUDA_MISSING = "dask-cuda is not installed: pip install 'dasksom[gpu]'."
+
+# One score block (rows x nodes) takes at most this share of the device's free memory, leaving
+# room for the chunk itself, the offsets and argmax temporaries, and other workers on the GPU.
+DEVICE_MEMORY_SHARE = 8
+# Bounds on a device score block, in elements: at 2**28 (1 GiB in float32) one product already
+# keeps the whole chip busy, and it is never smaller than the CPU's block.
+DEVICE_BLOCK_ELEMENTS_MAX = 1 << 28
+DEVICE_BLOCK_ELEMENTS_MIN = kernels.SCORE_BLOCK_ELEMENTS
+# Row blocks are whole multiples of this many rows (when there are more), for aligned tiles.
+ROW_ALIGNMENT = 256
+# "auto" RMM pool: this fraction of the device's memory to start, shared by its workers.
+AUTO_POOL_FRACTION = 0.5
+
+
+def require_gpu() -> Any:
+    """The ``cupy`` module, once a CUDA device is known to be visible.
+
+    Raises
+    ------
+    RuntimeError
+        When CuPy is not installed, or no CUDA device is visible; the message says which and
+        what to check.
+    """
+    try:
+        cupy = importlib.import_module("cupy")
+    except ImportError as error:
+        raise RuntimeError(CUPY_MISSING) from error
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as error:  # CUDARuntimeError, or a driver library that does not load
+        raise RuntimeError(f"{NO_DEVICE} ({error})") from error
+    if count < 1:
+        raise RuntimeError(NO_DEVICE)
+    return cupy
+
+
+def to_device(data: Any, storage_dtype: Any = None) -> Any:
+    """``data`` with every chunk moved to the GPU as a CuPy array.
+
+    Parameters
+    ----------
+    data : dask.array.Array
+        Rows in chunks, NumPy or CuPy.
+    storage_dtype : numpy dtype, optional
+        Store the chunks in this type in GPU memory (``uint8`` pixels, ``float16``), cast on the
+        host before the copy, so that fewer bytes move and stay on the device.  The kernels
+        widen each chunk to its compute type (float32) when they use it.  The cast is plain
+        ``astype``: pick a type that holds the data (uint8 only for integers 0-255).
+
+    Returns
+    -------
+    dask.array.Array
+        Lazy, like ``data``; its ``meta`` is a CuPy array, so dask knows where the chunks live.
+
+    Raises
+    ------
+    RuntimeError
+        Without CuPy or a visible GPU (see :func:`require_gpu`).
+    """
+    import dask.array as da
+
+    cupy = require_gpu()
+    if not isinstance(data, da.Array):
+        raise TypeError(f"to_device takes a dask array, not {type(data).__name__}.")
+    if storage_dtype is not None:
+        data = data.astype(np.dtype(storage_dtype))
+    meta = cupy.empty((0,) * data.ndim, dtype=data.dtype)
+    return data.map_blocks(cupy.asarray, dtype=data.dtype, meta=meta)
+
+
+def visible_devices(n_gpus: int | None, device_count: int) -> list[str]:
+    """The GPUs the workers use: ``CUDA_VISIBLE_DEVICES`` if set, else ``0..device_count-1``.
+
+    ``n_gpus`` takes the first ``n_gpus`` of them.  dask-cuda starts one worker per distinct
+    device, so a device named twice is refused here with what to do instead.
+    """
+    listed = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if listed is None:
+        devices = [str(index) for index in range(device_count)]
+    else:
+        devices = [part.strip() for part in listed.split(",") if part.strip()]
+    if len(set(devices)) != len(devices):
+        raise ValueError(
+            f"CUDA_VISIBLE_DEVICES={listed!r} names a GPU twice; dask-cuda starts one worker per "
+            "GPU. For several workers on one GPU use distributed.LocalCluster(n_workers=k) with "
+            "CUDA_VISIBLE_DEVICES set to that GPU."
+        )
+    if not devices:
+        raise RuntimeError(NO_DEVICE)
+    if n_gpus is not None:
+        if not 1 <= n_gpus <= len(devices):
+            raise ValueError(f"n_gpus={n_gpus}, but {len(devices)} GPU(s) are visible.")
+        devices = devices[:n_gpus]
+    return devices
+
+
+def rmm_pool(rmm_pool_size: str | float | int | None) -> str | float | int | None:
+    """The ``rmm_pool_size`` to give dask-cuda; ``"auto"`` is a pool when RMM is installed.
+
+    ``"auto"`` starts each worker with :data:`AUTO_POOL_FRACTION` of its GPU's memory (the pool
+    may grow), or no pool, with a warning, where RMM is absent.  An explicit size without RMM
+    raises.
+    """
+    if rmm_pool_size is None:
+        return None
+    try:
+        importlib.import_module("rmm")
+    except ImportError as error:
+        if rmm_pool_size == "auto":
+            warnings.warn(
+                "RMM is not installed: the workers run without a memory pool.", stacklevel=2
+            )
+            return None
+        raise RuntimeError(
+            f"rmm_pool_size={rmm_pool_size!r} needs RMM (pip install rmm-cu12 or rmm-cu13); "
+            "pass rmm_pool_size=None to run without a pool."
+        ) from error
+    return AUTO_POOL_FRACTION if rmm_pool_size == "auto" else rmm_pool_size
+
+
+@contextmanager
+def local_cuda_cluster(
+    n_gpus: int | None = None, rmm_pool_size: str | float | int | None = "auto", **kwargs: Any
+) -> Iterator[Any]:
+    """A ``dask_cuda.LocalCUDACluster`` on this machine, and a ``distributed.Client`` to it.
+
+    One single-threaded worker per GPU named by ``CUDA_VISIBLE_DEVICES`` (all GPUs if unset;
+    the first ``n_gpus`` of them if given), each with an RMM memory pool that CuPy allocates
+    from (``rmm_pool_size``: ``"auto"``, bytes, ``"40GB"``, a fraction, or None), listening on
+    127.0.0.1 with its dashboard on loopback.  ``kwargs`` go to ``LocalCUDACluster`` and win.
+
+    Yields
+    ------
+    distributed.Client
+        Also the default client inside the ``with`` block, so ``SOM.fit`` computes there.
+
+    Raises
+    ------
+    RuntimeError
+        Without CuPy, a visible GPU or dask-cuda, or with a pool size but no RMM.
+    """
+    cupy = require_gpu()
+    try:
+        dask_cuda = importlib.import_module("dask_cuda")
+    except ImportError as error:
+        raise RuntimeError(DASK_CUDA_MISSING) from error
+    from distributed import Client
+
+    devices = visible_devices(n_gpus, cupy.cuda.runtime.getDeviceCount())
+    pool = rmm_pool(rmm_pool_size)
+    options: dict[str, Any] = {
+        "CUDA_VISIBLE_DEVICES": ",".join(devices),
+        "n_workers": len(devices),
+        "threads_per_worker": 1,
+        "host": "127.0.0.1",
+        "dashboard_address": "127.0.0.1:0",
+        "rmm_pool_size": pool,
+    }
+    if pool is not None:
+        options["rmm_allocator_external_lib_list"] = ["cupy"]
+    options.update(kwargs)
+    with dask_cuda.LocalCUDACluster(**options) as cluster, Client(cluster) as client:
+        yield client
+
+
+def device_block_rows(n_nodes: int, n_features: int, free_bytes: int, itemsize: int = 4) -> int:
+    """Rows per BMU-search block on a GPU with ``free_bytes`` of free memory.
+
+    One block's scores and rows (``rows x (n_nodes + n_features)`` values of ``itemsize``
+    bytes) take at most ``1 / DEVICE_MEMORY_SHARE`` of the free memory, and the score block
+    holds between :data:`DEVICE_BLOCK_ELEMENTS_MIN` and :data:`DEVICE_BLOCK_ELEMENTS_MAX`
+    elements; above that floor the rows are a multiple of :data:`ROW_ALIGNMENT`.
+    On a GPU this means a few large products per chunk instead of the CPU's thousands of small
+    ones.
+    """
+    if min(n_nodes, n_features, itemsize) < 1 or free_bytes < 0:
+        raise ValueError("n_nodes, n_features and itemsize must be positive, free_bytes >= 0.")
+    rows = free_bytes // (DEVICE_MEMORY_SHARE * itemsize * (n_nodes + n_features))
+    rows = min(rows, DEVICE_BLOCK_ELEMENTS_MAX // n_nodes)
+    if rows > ROW_ALIGNMENT:
+        rows -= rows % ROW_ALIGNMENT
+    return max(rows, DEVICE_BLOCK_ELEMENTS_MIN // n_nodes, 1)
+
+
+def free_device_bytes(cupy: Any) -> int:
+    """Free memory of the current device, counting what CuPy's own pool holds unused."""
+    free, _total = cupy.cuda.runtime.memGetInfo()
+    return int(free) + int(cupy.get_default_memory_pool().free_bytes())
+
+
+def block_rows(xp: Any, metric: kernels.Metric, n_nodes: int, n_features: int) -> int:
+    """Rows per block of the BMU search for data in array module ``xp``.
+
+    NumPy, and metrics with a block rule of their own (manhattan), keep ``metric.block_rows``;
+    product metrics on CuPy get :func:`device_block_rows` for the current device.  This is the
+    hook for :func:`dasksom.kernels.best_matching_units` and ``node_distances``.
+    """
+    if xp is np or type(metric).block_rows is not kernels.Metric.block_rows:
+        return metric.block_rows(n_nodes, n_features)
+    return device_block_rows(n_nodes, n_features, free_device_bytes(xp))
+
+
+def warm_up(
+    n_features: int, n_nodes: int, metric: str = "euclidean", dtype: Any = np.float32
+) -> float:
+    """Compile and cache, in this process, the CuPy kernels that training runs; seconds taken.
+
+    Runs one chunk's partial sums (finite check, widening to the compute type, BMU search,
+    sums, counts, distances) and a prediction on a few random rows of ``dtype`` against
+    ``n_nodes`` random weights, so that the first epoch does not pay for compilation.  Report
+    the time apart from epoch times.  On a cluster, run it on every worker
+    (``client.run(warm_up, ...)``).
+    """
+    cupy = require_gpu()
+    start = time.perf_counter()
+    rng = np.random.default_rng(0)
+    rows = rng.random((ROW_ALIGNMENT, n_features)) * 100
+    x = cupy.asarray(rows.astype(np.dtype(dtype)))
+    weights = rng.random((n_nodes, n_features))
+    kernels.partial_sums(x, weights, metric).to_host()
+    kernels.to_host(kernels.predict_chunk(x, weights, metric))
+    cupy.cuda.Device().synchronize()
+    return time.perf_counter() - start
