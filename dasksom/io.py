@@ -44,6 +44,7 @@ format to train from repeatedly.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import posixpath
 import uuid
@@ -52,6 +53,7 @@ import zlib
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from tokenize import TokenError
 from typing import Any
 
 import dask.array as da
@@ -84,7 +86,17 @@ FORMATS = {
 SUPPORTED_EXTENSIONS = tuple(FORMATS)
 _ZARR_METADATA = ("zarr.json", ".zarray", ".zgroup")
 # What a library raises when the bytes it reads are not what they should be.
-_READ_ERRORS = (OSError, ValueError, RuntimeError, EOFError, zipfile.BadZipFile, zlib.error)
+_READ_ERRORS = (
+    OSError,
+    ValueError,
+    RuntimeError,
+    EOFError,
+    NotImplementedError,
+    zipfile.BadZipFile,
+    zlib.error,
+)
+# What zipfile raises on a damaged archive (an unknown compression method, a password ...).
+_ZIP_ERRORS = (zipfile.BadZipFile, OSError, EOFError, RuntimeError, NotImplementedError, zlib.error)
 
 
 def row_chunk_size(
@@ -416,7 +428,11 @@ def _flatten(array: da.Array) -> da.Array:
     """``(N, a, b, ...)`` to ``(N, a * b * ...)``; chunks must already hold whole rows."""
     if array.ndim <= 2:
         return array
-    return array.reshape(array.shape[0], -1)
+    features = math.prod(array.shape[1:])
+    if array.size == 0:
+        # dask cannot reshape an array of no values; there is nothing to read either.
+        return da.empty((array.shape[0], features), dtype=array.dtype, chunks=(array.chunks[0], -1))
+    return array.reshape(array.shape[0], features)
 
 
 def _rechunk_rows(array: da.Array, chunks: int | str) -> da.Array:
@@ -549,7 +565,7 @@ class _Location:
             if self.local:
                 return zarr.open(store=self.url, mode="r")
             return zarr.open(store=self.url, mode="r", storage_options=self.storage_options)
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ValueError(
                 f"Could not open {self.text!r} as a zarr store: {exc!r}. It may be corrupt, "
                 "or not a zarr store."
@@ -629,7 +645,7 @@ class _ZarrReader(_Reader):
         self.array, self.label = array, label
         self.shape, self.dtype = tuple(array.shape), np.dtype(array.dtype)
         self.stamp = uuid.uuid4().hex
-        _check_not_scalar(self)
+        _check_shape(self)
 
     def read(self, index: tuple) -> np.ndarray:
         return self.array[index]
@@ -650,7 +666,7 @@ class _NpyReader(_Reader):
         self.order = "F" if fortran else "C"
         self.stamp = src.stamp()
         self.memmap = src.local and member is None
-        _check_not_scalar(self)
+        _check_shape(self)
         if self.dtype.hasobject:
             raise ValueError(f"{label} holds Python objects, not numbers.")
         if fortran and not self.memmap:
@@ -671,7 +687,7 @@ class _NpyReader(_Reader):
         try:
             with src.open_binary() as f, zipfile.ZipFile(f) as archive:
                 return cls._open_member(src, archive, f, key)
-        except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        except _ZIP_ERRORS as exc:
             raise ValueError(
                 f"{label} is not a readable .npz archive ({exc}); it may be corrupt or truncated."
             ) from exc
@@ -739,7 +755,7 @@ class _Hdf5Reader(_Reader):
     def __init__(self, src: _Location, key: str, shape: Sequence[int], dtype: Any) -> None:
         self.src, self.key, self.label = src, key, f"{src.text!r} (dataset {key!r})"
         self.shape, self.dtype, self.stamp = tuple(shape), np.dtype(dtype), src.stamp()
-        _check_not_scalar(self)
+        _check_shape(self)
 
     @classmethod
     def open(cls, src: _Location, key: str | None) -> tuple[_Hdf5Reader, int | None]:
@@ -799,7 +815,7 @@ def _read_npy_header(f: Any, label: str) -> tuple[tuple, int]:
             header = np.lib.format.read_array_header_1_0(f)
         else:
             header = np.lib.format.read_array_header_2_0(f)
-    except (ValueError, EOFError, OSError, SyntaxError) as exc:
+    except (ValueError, EOFError, OSError, SyntaxError, TokenError) as exc:
         raise ValueError(
             f"{label} is not a valid .npy array ({exc}); it may be corrupt or truncated."
         ) from exc
@@ -814,9 +830,15 @@ def _check_size(label: str, available: int, needed: int) -> None:
         )
 
 
-def _check_not_scalar(reader: _Reader) -> None:
+def _check_shape(reader: _Reader) -> None:
+    """Refuse what a header may claim but no data set is: a scalar, a negative length, or
+    values of zero bytes (which would make any number of rows out of no data)."""
     if reader.ndim == 0:
         raise ValueError(f"{reader.label} holds a single value, not rows of samples.")
+    if any(n < 0 for n in reader.shape) or math.prod(n for n in reader.shape if n) >= 2**62:
+        raise ValueError(f"{reader.label} claims an impossible shape {reader.shape}.")
+    if reader.dtype.itemsize == 0:
+        raise ValueError(f"{reader.label} holds values of zero bytes (dtype {reader.dtype}).")
 
 
 def _is_lazy_arraylike(source: Any) -> bool:
