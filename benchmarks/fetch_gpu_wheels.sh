@@ -10,7 +10,7 @@
 # compiled builds (numpy, pandas, pyarrow, cuda-bindings, ...) are the ones imported; bokeh is
 # dropped too (the dashboard only).  What is left is installed there with --no-deps.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 
 dest=${1:-.gpu/wheels}
 python=${PYTHON:-$([ -x .venv/bin/python ] && echo .venv/bin/python || echo python3)}
