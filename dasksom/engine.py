@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -28,6 +29,9 @@ logger = logging.getLogger("dasksom")
 
 # How many partial results one reduction task adds up.
 SPLIT_EVERY = 8
+# Fuse the tree's first level into the chunk tasks only when at least this many fused tasks
+# per thread remain, so that fusing never starves the cluster of parallel work.
+FUSE_TASKS_PER_THREAD = 4
 # Keep data in worker memory when it takes at most this share of the memory it would live in.
 PERSIST_MEMORY_FRACTION = 0.5
 
@@ -105,11 +109,16 @@ def epoch_sums(
     # The weights travel inside the graph rather than scattered: a worker lost mid-epoch then
     # costs a recomputation, not the epoch (scattered data cannot be recovered).
     shared_weights = dask.delayed(weights)
-    offsets = np.concatenate([[0], np.cumsum(data.chunks[0])[:-1]])
-    chunk_task = dask.delayed(partial_sums, pure=True)
+    offsets = np.concatenate([[0], np.cumsum(data.chunks[0])[:-1]]).tolist()
+    blocks = list(data.to_delayed().ravel())
+    # Many small chunks: each task sums a group of SPLIT_EVERY chunks, the tree's first level,
+    # in the same order, so the result is bit-identical and the scheduler sees 8x fewer tasks.
+    group = SPLIT_EVERY if len(blocks) >= SPLIT_EVERY * FUSE_TASKS_PER_THREAD * _threads() else 1
+    group_task = dask.delayed(_group_sums, pure=True)
+    settings = (metric, check_finite, nan_policy)
     parts = [
-        chunk_task(block, shared_weights, metric, int(offset), check_finite, nan_policy)
-        for block, offset in zip(data.to_delayed().ravel(), offsets, strict=True)
+        group_task(shared_weights, settings, offsets[i : i + group], *blocks[i : i + group])
+        for i in range(0, len(blocks), group)
     ]
     while len(parts) > 1:
         add = dask.delayed(_add, pure=True)
@@ -117,6 +126,25 @@ def epoch_sums(
     with compute_context():
         (result,) = dask.compute(dask.delayed(PartialSums.to_host, pure=True)(parts[0]))
     return result
+
+
+def _group_sums(weights: np.ndarray, settings: tuple, offsets: list[int], *blocks) -> PartialSums:
+    """Partial sums of consecutive chunks, added in order."""
+    metric, check_finite, nan_policy = settings
+    parts = [
+        partial_sums(block, weights, metric, offset, check_finite, nan_policy)
+        for block, offset in zip(blocks, offsets, strict=True)
+    ]
+    return _add(*parts)
+
+
+def _threads() -> int:
+    """Threads that run chunk tasks: the cluster's, or this machine's cores."""
+    client = distributed_client()
+    if client is None:
+        return os.cpu_count() or 1
+    workers = client.scheduler_info(n_workers=-1)["workers"].values()
+    return max(1, sum(w.get("nthreads", 1) for w in workers))
 
 
 def update_weights(

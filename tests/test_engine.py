@@ -160,3 +160,18 @@ def test_early_stopping_ends_training_once_the_map_settles(blobs):
 def test_training_lowers_the_quantization_error(blobs):
     som = SOM(6, 6, epochs=10, init="random", random_state=0).fit(blobs)
     assert som.history_[-1]["quantization_error"] < 0.5 * som.history_[0]["quantization_error"]
+
+
+def test_fusing_the_first_reduction_level_into_chunk_tasks_changes_no_bit(monkeypatch):
+    from dasksom import engine
+
+    rng = np.random.default_rng(9)
+    data = da.from_array(rng.normal(size=(2000, 6)), chunks=10)
+    weights = rng.normal(size=(9, 6))
+    monkeypatch.setattr(engine, "FUSE_TASKS_PER_THREAD", 10**9)
+    apart = engine.epoch_sums(data, weights, "euclidean")
+    monkeypatch.setattr(engine, "FUSE_TASKS_PER_THREAD", 0)
+    fused = engine.epoch_sums(data, weights, "euclidean")
+    np.testing.assert_array_equal(fused.sums, apart.sums)
+    np.testing.assert_array_equal(fused.distances, apart.distances)
+    np.testing.assert_array_equal(fused.counts, apart.counts)
