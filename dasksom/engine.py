@@ -14,6 +14,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import dask
 import dask.array as da
@@ -32,6 +33,8 @@ SPLIT_EVERY = 8
 # Fuse the tree's first level into the chunk tasks only when at least this many fused tasks
 # per thread remain, so that fusing never starves the cluster of parallel work.
 FUSE_TASKS_PER_THREAD = 4
+# Workers that hold each chunk of in-memory (numpy) input on a distributed cluster.
+SCATTER_COPIES = 2
 # Keep data in worker memory when it takes at most this share of the memory it would live in.
 PERSIST_MEMORY_FRACTION = 0.5
 
@@ -62,6 +65,26 @@ def compute_context() -> Iterator[None]:
         return
     with threadpool_limits(limits=1, user_api="blas"):
         yield
+
+
+def scatter_rows(rows: np.ndarray, data: da.Array, client: Any) -> da.Array:
+    """In-memory rows sent straight to the workers, chunk by chunk, as ``data`` is chunked.
+
+    Numpy input would otherwise travel inside every graph that uses it (dask's "large graph"
+    warning).  Each chunk is kept on two workers where there are two, so that a lost worker
+    loses no rows (scattered data cannot be recomputed).
+    """
+    bounds = np.cumsum((0, *data.chunks[0]))
+    blocks = [rows[start:stop] for start, stop in zip(bounds[:-1], bounds[1:], strict=True)]
+    futures = client.scatter(blocks, hash=False)
+    copies = min(SCATTER_COPIES, len(client.scheduler_info(n_workers=-1)["workers"]))
+    if copies > 1:
+        client.replicate(futures, n=copies)
+    parts = [
+        da.from_delayed(future, shape=block.shape, dtype=block.dtype)
+        for future, block in zip(futures, blocks, strict=True)
+    ]
+    return da.concatenate(parts, axis=0)
 
 
 def should_persist(data: da.Array, persist: bool | str) -> bool:

@@ -65,7 +65,8 @@ def check_data(X: Any, chunks: int | str = "auto", n_features: int | None = None
     -------
     dask.array.Array of shape (n_samples, n_features)
     """
-    data = as_dask_array(_in_memory_as_array(X), chunks=chunks)
+    rows = _in_memory_as_array(X)
+    data = as_dask_array(rows, chunks=chunks)
     if data.ndim != 2:
         raise ValueError(
             f"Expected 2-D data (samples x features), got {data.ndim}-D data of shape "
@@ -92,6 +93,9 @@ def check_data(X: Any, chunks: int | str = "auto", n_features: int | None = None
             f"X has {found} features, but SOM is expecting {n_features} features as input (the "
             "map was fitted on that many); pass data with the same columns."
         )
+    client = engine.distributed_client()
+    if client is not None and isinstance(rows, np.ndarray) and rows.ndim == 2:
+        return engine.scatter_rows(rows, data, client)
     return data
 
 

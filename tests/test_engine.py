@@ -175,3 +175,23 @@ def test_fusing_the_first_reduction_level_into_chunk_tasks_changes_no_bit(monkey
     np.testing.assert_array_equal(fused.sums, apart.sums)
     np.testing.assert_array_equal(fused.distances, apart.distances)
     np.testing.assert_array_equal(fused.counts, apart.counts)
+
+
+def test_numpy_input_on_a_cluster_goes_to_the_workers_not_inside_every_graph(blobs, client):
+    import logging
+    import warnings
+
+    rows = np.repeat(blobs, 20, axis=0)
+    threaded_free = SOM(4, 4, epochs=2, chunks=500, random_state=0)
+    with (
+        dask.config.set({"distributed.admin.large-graph-warning-threshold": "200kB"}),
+        warnings.catch_warnings(),
+    ):
+        warnings.filterwarnings("error", message=".*[Ll]arge graph.*")
+        logging.getLogger("distributed.client").setLevel(logging.ERROR)
+        som = threaded_free.fit(rows)
+        assert som.predict(rows).shape == (6000,)
+        som.quality(rows)
+    with dask.config.set(scheduler="threads"):
+        alone = SOM(4, 4, epochs=2, chunks=500, random_state=0).fit(rows)
+    np.testing.assert_array_equal(som.weights_, alone.weights_)
