@@ -56,6 +56,13 @@ def add_cluster_options(parser: argparse.ArgumentParser, workers: int) -> None:
         "(0 uses the local threaded scheduler)",
     )
     where.add_argument(
+        "--gpus",
+        type=int,
+        metavar="N",
+        help="start a dask-cuda LocalCUDACluster of one worker per GPU (the first N of "
+        "CUDA_VISIBLE_DEVICES) and train on the GPUs",
+    )
+    where.add_argument(
         "--scheduler-address", help="connect to a running scheduler, e.g. tls://head:8786"
     )
     where.add_argument(
@@ -173,6 +180,12 @@ def dask_cluster(args: argparse.Namespace) -> Iterator[str]:
         )
         with connect(address, tls, args.connect_timeout) as client:
             yield f"scheduler {client.scheduler.address}"
+        return
+    if getattr(args, "gpus", None):
+        from .gpu import local_cuda_cluster
+
+        with local_cuda_cluster(n_gpus=args.gpus, dashboard_address=args.dashboard_address):
+            yield f"a local dask-cuda cluster of {args.gpus} GPU worker(s)"
         return
     if args.workers <= 0:
         yield "the local threaded scheduler"

@@ -27,6 +27,7 @@ from ._cli_progress import progress
 from .atomic import write_text
 from .estimator import SOM
 from .evaluation import majority_label_accuracy
+from .gpu import GPUUnavailableError
 from .initialization import INITS
 from .kernels import METRICS, NAN_POLICIES
 from .lattice import TOPOLOGIES
@@ -85,6 +86,12 @@ def _add_training_options(parser: argparse.ArgumentParser, size: str, epochs: in
     group.add_argument("--init", choices=INITS, default="pca", help="initial weights")
     group.add_argument("--epochs", type=int, default=epochs, help="batch epochs")
     group.add_argument("--seed", type=int, default=0, help="random seed")
+    group.add_argument(
+        "--device",
+        choices=("cpu", "gpu"),
+        default="cpu",
+        help="where the chunks are computed ('gpu': CuPy chunks; implied by --gpus)",
+    )
     group.add_argument(
         "--nan-policy",
         choices=NAN_POLICIES,
@@ -261,6 +268,7 @@ def _estimator(args: argparse.Namespace, **extra: Any) -> SOM:
         epochs=args.epochs,
         random_state=args.seed,
         nan_policy=args.nan_policy,
+        device="gpu" if getattr(args, "gpus", None) else args.device,
         # Progress comes from the command's own display, not the engine's log lines.
         verbose=False,
         **extra,
@@ -483,7 +491,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"dasksom {args.command}: usage error: {_one_line(exc)}", file=sys.stderr)
         return 2
-    except (RunError, ValueError, OSError, KeyError, ImportError) as exc:
+    except (RunError, GPUUnavailableError, ValueError, OSError, KeyError, ImportError) as exc:
         print(f"dasksom {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return 1
 

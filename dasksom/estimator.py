@@ -184,6 +184,10 @@ class SOM:
         feature over the rows that observe it (``W[k, d] = sum_j h_kj S_jd / sum_j h_kj
         n_jd``).  Rows with no observed value are counted (``history_``, :meth:`quality`) and
         never assigned (:meth:`predict` gives them -1).  inf is an error under both.
+    device : {"cpu", "gpu"}
+        ``"gpu"`` moves every chunk to the GPU as a CuPy array (:func:`dasksom.gpu.to_device`)
+        and the same kernels run there; a clear error says what is missing when CuPy or a GPU
+        is not.  Chunks that already are CuPy arrays run on the GPU with ``"cpu"`` too.
 
     Attributes
     ----------
@@ -217,6 +221,7 @@ class SOM:
         verbose: bool = False,
         checkpoint: str | os.PathLike | None = None,
         nan_policy: str = "raise",
+        device: str = "cpu",
     ) -> None:
         self.height = height
         self.width = width
@@ -236,6 +241,7 @@ class SOM:
         self.verbose = verbose
         self.checkpoint = checkpoint
         self.nan_policy = nan_policy
+        self.device = device
 
     _estimator_type = "clusterer"
 
@@ -263,6 +269,7 @@ class SOM:
         "verbose": [StrictBool()],
         "checkpoint": [NoneValue(), PATH],
         "nan_policy": [Options(NAN_POLICIES)],
+        "device": [Options(("cpu", "gpu"))],
     }
 
     @classmethod
@@ -307,7 +314,12 @@ class SOM:
         return lattice
 
     def _check_data(self, X: Any, fitted: bool) -> da.Array:
-        return check_data(X, self.chunks, self.n_features_in_ if fitted else None)
+        data = check_data(X, self.chunks, self.n_features_in_ if fitted else None)
+        if self.device == "gpu":
+            from .gpu import to_device
+
+            data = to_device(data)
+        return data
 
     def fit(self, X: Any, y: Any = None) -> SOM:
         """Train the map on ``X`` (numpy, dask or zarr array, or a path to a zarr array).
@@ -350,7 +362,7 @@ class SOM:
 
     def _training_settings(self) -> dict:
         """Parameters that shape the map; the others (chunking, logging...) may change."""
-        ignored = {"chunks", "persist", "verbose", "checkpoint"}
+        ignored = {"chunks", "persist", "verbose", "checkpoint", "device"}
         return {k: v for k, v in self.get_params().items() if k not in ignored}
 
     def _checkpoint_writer(self, lattice: Lattice, fingerprint: dict | None):

@@ -48,6 +48,10 @@ ROW_ALIGNMENT = 256
 AUTO_POOL_FRACTION = 0.5
 
 
+class GPUUnavailableError(RuntimeError):
+    """What a GPU path needs is missing: CuPy, a visible device, dask-cuda or RMM."""
+
+
 def require_gpu() -> Any:
     """The ``cupy`` module, once a CUDA device is known to be visible.
 
@@ -60,13 +64,13 @@ def require_gpu() -> Any:
     try:
         cupy = importlib.import_module("cupy")
     except ImportError as error:
-        raise RuntimeError(CUPY_MISSING) from error
+        raise GPUUnavailableError(CUPY_MISSING) from error
     try:
         count = cupy.cuda.runtime.getDeviceCount()
     except Exception as error:  # CUDARuntimeError, or a driver library that does not load
-        raise RuntimeError(f"{NO_DEVICE} ({error})") from error
+        raise GPUUnavailableError(f"{NO_DEVICE} ({error})") from error
     if count < 1:
-        raise RuntimeError(NO_DEVICE)
+        raise GPUUnavailableError(NO_DEVICE)
     return cupy
 
 
@@ -122,7 +126,7 @@ def visible_devices(n_gpus: int | None, device_count: int) -> list[str]:
             "CUDA_VISIBLE_DEVICES set to that GPU."
         )
     if not devices:
-        raise RuntimeError(NO_DEVICE)
+        raise GPUUnavailableError(NO_DEVICE)
     if n_gpus is not None:
         if not 1 <= n_gpus <= len(devices):
             raise ValueError(f"n_gpus={n_gpus}, but {len(devices)} GPU(s) are visible.")
@@ -147,7 +151,7 @@ def rmm_pool(rmm_pool_size: str | float | int | None) -> str | float | int | Non
                 "RMM is not installed: the workers run without a memory pool.", stacklevel=2
             )
             return None
-        raise RuntimeError(
+        raise GPUUnavailableError(
             f"rmm_pool_size={rmm_pool_size!r} needs RMM (pip install rmm-cu12 or rmm-cu13); "
             "pass rmm_pool_size=None to run without a pool."
         ) from error
@@ -179,7 +183,7 @@ def local_cuda_cluster(
     try:
         dask_cuda = importlib.import_module("dask_cuda")
     except ImportError as error:
-        raise RuntimeError(DASK_CUDA_MISSING) from error
+        raise GPUUnavailableError(DASK_CUDA_MISSING) from error
     from distributed import Client
 
     devices = visible_devices(n_gpus, cupy.cuda.runtime.getDeviceCount())

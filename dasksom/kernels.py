@@ -236,6 +236,15 @@ def prepare(
     return x, mask, PreparedWeights.build(weights, metric, xp, x.dtype)
 
 
+def _rows_per_block(xp: Any, metric: Metric, n_nodes: int, n_features: int) -> int:
+    """Rows per block of the search: the metric's rule on CPUs, free memory's on GPUs."""
+    if xp is np:
+        return metric.block_rows(n_nodes, n_features)
+    from .gpu import block_rows
+
+    return block_rows(xp, metric, n_nodes, n_features)
+
+
 def observed_rows(mask: Any) -> Any:
     """Rows holding at least one observed value, or None when every value is observed."""
     return None if mask is None else mask.any(axis=1)
@@ -264,7 +273,7 @@ def best_matching_units(
     best = xp.empty(n_rows, dtype=xp.int64)
     runner_up = xp.empty(n_rows, dtype=xp.int64) if second else None
     metric = prepared.metric
-    step = metric.block_rows(prepared.n_nodes, x.shape[1])
+    step = _rows_per_block(xp, metric, prepared.n_nodes, x.shape[1])
     for start in range(0, n_rows, step):
         part = slice(start, start + step)
         scores = metric.scores(x[part], prepared, None if mask is None else mask[part])
@@ -290,7 +299,7 @@ def node_distances(x: Any, prepared: PreparedWeights, mask: Any = None) -> Any:
     xp = array_module(x)
     out = xp.empty((x.shape[0], prepared.n_nodes), dtype=x.dtype)
     metric = prepared.metric
-    step = metric.block_rows(prepared.n_nodes, x.shape[1])
+    step = _rows_per_block(xp, metric, prepared.n_nodes, x.shape[1])
     for start in range(0, x.shape[0], step):
         part = slice(start, start + step)
         block = x[part]
