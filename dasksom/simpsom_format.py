@@ -65,11 +65,12 @@ def read_simpsom_map(path: str | os.PathLike) -> tuple[int, int, bool, np.ndarra
     if not path.exists():
         raise FileNotFoundError(f"No saved map at {str(path)!r}.")
     try:
-        table = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
+        with open(path, "rb") as handle:
+            table = np.lib.format.read_array(handle, allow_pickle=False)
+    except (ValueError, OSError, EOFError, SyntaxError) as exc:
         raise ValueError(
-            f"{str(path)!r} cannot be read without pickle ({exc}); simpsom's maps are plain "
-            "float arrays, so this file is not one."
+            f"{str(path)!r} is not a simpsom map: it cannot be read as a plain .npy array "
+            f"without pickle ({type(exc).__name__}: {exc})."
         ) from exc
     if table.ndim != 2 or table.dtype.kind not in "fiu" or table.shape[0] < 2:
         raise ValueError(
