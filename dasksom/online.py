@@ -21,6 +21,7 @@ data that fits in memory.
 
 from __future__ import annotations
 
+import functools
 import time
 
 import numpy as np
@@ -93,16 +94,17 @@ def train_online(
     rates = learning_rates(start_learning_rate, steps)
     history: list[dict] = []
     stopper = EarlyStopping(tol, n_iter_no_change)
+    around_bmu = functools.partial(
+        _neighborhood_of, lattice=lattice, metric=metric, neighborhood=neighborhood
+    )
     for first in range(0, steps, n_rows):
         started = time.perf_counter()
         before = weights.copy()
         error = partial_sums(data, weights, metric, check_finite=False).quantization_error
         last = min(first + n_rows, steps)
         for t in range(first, last):
-            x = data[order[t]]
-            bmu = int(predict_chunk(x[None], weights, metric)[0])
-            h = neighborhood_weights(lattice.distances_from(bmu)[0], sigmas[t], neighborhood)
-            weights += (rates[t] * h)[:, None] * (x - weights)
+            update = rates[t] * around_bmu(data[order[t]], weights, sigmas[t])
+            weights += update[:, None] * (data[order[t]] - weights)
         difference = float(np.abs(weights - before).mean())
         history.append(
             epoch_record(
@@ -118,3 +120,17 @@ def train_online(
         if stopper.update(difference):
             break
     return weights, history
+
+
+def _neighborhood_of(
+    x: np.ndarray,
+    weights: np.ndarray,
+    sigma: float,
+    *,
+    lattice: Lattice,
+    metric: str,
+    neighborhood: str,
+) -> np.ndarray:
+    """``h(d(j, b), sigma)`` for every node ``j``, ``b`` the BMU of the sample ``x``."""
+    bmu = int(predict_chunk(x[None], weights, metric)[0])
+    return neighborhood_weights(lattice.distances_from(bmu)[0], sigma, neighborhood)

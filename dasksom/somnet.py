@@ -25,6 +25,7 @@ import numpy as np
 from .analysis import node_differences
 from .atomic import atomic_file
 from .estimator import SOM, check_data, load
+from .gpu import GPUUnavailableError, to_device
 from .initialization import INITS, initial_weights
 from .kernels import get_metric, to_host
 from .lattice import Lattice
@@ -165,7 +166,7 @@ class SOMNet:
             raise ValueError("SOMNet needs data to initialise a map; pass data or a load_file.")
         else:
             lattice = Lattice(net_height, net_width, _lower(topology, "topology"), bool(PBC))
-            weights = self._initial_weights(lattice)
+            weights = self._initial_weights(lattice, self.data)
         if self.data is not None and self.data.shape[1] != weights.shape[1]:
             raise ValueError(
                 f"The map has {weights.shape[1]} weights per node but the data has "
@@ -209,31 +210,25 @@ class SOMNet:
 
         return tiling_for(self.lattice)
 
-    def _training_data(self, data) -> da.Array:
+    def _training_data(self, data: Any) -> da.Array:
         array = check_data(data)
         if not self.GPU:
             return array
         try:
-            import cupy
-        except ImportError:
-            warnings.warn(
-                "GPU=True but CuPy is not installed; training runs on the CPU. Install "
-                "dasksom[gpu] to train on a GPU.",
-                stacklevel=3,
-            )
+            return to_device(array)
+        except GPUUnavailableError as error:
+            # simpsom's meaning of GPU=True: use the GPU where there is one, else the CPU.
+            warnings.warn(f"GPU=True, but {error} Training runs on the CPU.", stacklevel=3)
             self.GPU = False
             return array
-        return array.map_blocks(
-            cupy.asarray, dtype=array.dtype, meta=cupy.empty((0, 0), dtype=array.dtype)
-        )
 
-    def _initial_weights(self, lattice: Lattice) -> np.ndarray:
+    def _initial_weights(self, lattice: Lattice, data: da.Array) -> np.ndarray:
         init = self.init
-        n_features = self.data.shape[1]
+        n_features = data.shape[1]
         if isinstance(init, np.ndarray) and init.shape == (2, n_features) and lattice.n_nodes != 2:
             low, high = init.astype(np.float64)
             return low + (high - low) * self._rng.random((lattice.n_nodes, n_features))
-        return initial_weights(self.data, lattice, init, self._rng)
+        return initial_weights(data, lattice, init, self._rng)
 
     def _make_som(
         self,
@@ -306,42 +301,39 @@ class SOMNet:
             Accepted for compatibility and ignored: the engine bounds memory by the data's
             row chunks (see :class:`dasksom.SOM`'s ``chunks``), not by a batch size.
         """
-        if train_algo not in TRAIN_ALGOS:
-            raise ValueError(
-                f"Unknown train_algo {train_algo!r}; choose one of {', '.join(TRAIN_ALGOS)}."
-            )
-        _check_count(epochs, "epochs", allow_default=True)
-        _check_count(early_stop_patience, "early_stop_patience")
-        _check_count(batch_size, "batch_size", allow_default=True)
-        if early_stop is not None and early_stop not in EARLY_STOPS:
-            raise ValueError(f"Unknown early_stop {early_stop!r}; choose None or 'mapdiff'.")
-        if not early_stop_tolerance >= 0:
-            raise ValueError(
-                f"early_stop_tolerance must be a non-negative number, got {early_stop_tolerance!r}."
-            )
+        _check_training(
+            train_algo, epochs, early_stop, early_stop_patience, early_stop_tolerance, batch_size
+        )
         if self.data is None:
             raise ValueError("This SOMNet has no data to train on; pass data to the constructor.")
         tol = early_stop_tolerance if early_stop else None
-        start = self.som.weights_
         logger.info("Training the map with the %s algorithm.", train_algo)
         if train_algo == "batch":
+            batch_epochs = DEFAULT_BATCH_EPOCHS if epochs == -1 else epochs
             som = self._make_som(
-                self.lattice,
-                start,
-                DEFAULT_BATCH_EPOCHS if epochs == -1 else epochs,
-                tol,
-                early_stop_patience,
+                self.lattice, self.som.weights_, batch_epochs, tol, early_stop_patience
             )
             self._adopt(som.fit(self.data))
             return
+        self._train_online(self.data, epochs, start_learning_rate, tol, early_stop_patience)
+
+    def _train_online(
+        self,
+        data_array: da.Array,
+        epochs: int,
+        start_learning_rate: float,
+        tol: float | None,
+        patience: int,
+    ) -> None:
         if not start_learning_rate > 0:
             raise ValueError(
                 f"start_learning_rate must be a positive number, got {start_learning_rate!r}."
             )
-        data = self.data.compute()
+        start = self.som.weights_
+        data = to_host(data_array.compute())
         steps = DEFAULT_ONLINE_STEPS_PER_SAMPLE * len(data) if epochs == -1 else epochs
         weights, history = train_online(
-            to_host(data),
+            data,
             start,
             self.lattice,
             steps=steps,
@@ -350,7 +342,7 @@ class SOMNet:
             neighborhood=self.neighborhood_fun,
             rng=self._rng,
             tol=tol,
-            n_iter_no_change=early_stop_patience,
+            n_iter_no_change=patience,
         )
         self._adopt(self._fitted_som(self.lattice, start, weights, history))
 
@@ -669,6 +661,30 @@ def _load_map(load_file: str | os.PathLike, topology: str) -> tuple[Lattice, np.
 
 
 # -- argument checks ----------------------------------------------------------------------------
+
+
+def _check_training(
+    train_algo: str,
+    epochs: int,
+    early_stop: str | None,
+    early_stop_patience: int,
+    early_stop_tolerance: float,
+    batch_size: int,
+) -> None:
+    """``SOMNet.train``'s arguments, checked before any work."""
+    if train_algo not in TRAIN_ALGOS:
+        raise ValueError(
+            f"Unknown train_algo {train_algo!r}; choose one of {', '.join(TRAIN_ALGOS)}."
+        )
+    _check_count(epochs, "epochs", allow_default=True)
+    _check_count(early_stop_patience, "early_stop_patience")
+    _check_count(batch_size, "batch_size", allow_default=True)
+    if early_stop is not None and early_stop not in EARLY_STOPS:
+        raise ValueError(f"Unknown early_stop {early_stop!r}; choose None or 'mapdiff'.")
+    if not early_stop_tolerance >= 0:
+        raise ValueError(
+            f"early_stop_tolerance must be a non-negative number, got {early_stop_tolerance!r}."
+        )
 
 
 def _lower(value, name: str) -> str:
