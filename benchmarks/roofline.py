@@ -84,12 +84,13 @@ def profile_chunk(x: np.ndarray, weights: np.ndarray, repeats: int) -> dict[str,
     from dasksom import kernels
 
     prepared = kernels.PreparedWeights.build(weights, "euclidean", np, np.float32)
-    step = kernels._block_rows(prepared.n_nodes, x.shape[1], "euclidean")
+    step = prepared.metric.block_rows(prepared.n_nodes, x.shape[1])
     bmu = kernels.best_matching_units(x, prepared)
     distances = kernels.bmu_distances(x, prepared.weights, bmu).astype(np.float64)
     n_nodes = len(weights)
     pieces = {
         "finite check (epoch 0 only)": lambda: kernels.find_nonfinite(x, 0),
+        "float32 overflow scan": lambda: kernels.prepare(x, weights, "euclidean"),
         "prepare weights": lambda: kernels.PreparedWeights.build(
             weights, "euclidean", np, np.float32
         ),

@@ -65,7 +65,8 @@ def _overflows_float32(x: Any, weights: np.ndarray) -> bool:
     """
     xp = array_module(x)
     limit = float(np.sqrt(np.finfo(np.float32).max / (4.0 * max(1, x.shape[1]))))
-    largest = float(xp.abs(x).max()) if x.size else 0.0
+    # max and min rather than abs(): no temporary the size of the chunk.
+    largest = max(float(x.max()), -float(x.min())) if x.size else 0.0
     return largest > limit or float(np.abs(weights).max(initial=0.0)) > limit
 
 
