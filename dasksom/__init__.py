@@ -5,9 +5,15 @@ import this package to run the chunk kernels, do not pay for matplotlib.
 """
 
 import importlib
+from typing import TYPE_CHECKING, Any
 
 from .estimator import SOM, load
 from .lattice import Lattice
+
+if TYPE_CHECKING:
+    # The lazy attributes, typed for type checkers.
+    from . import io, plots, plotting
+    from .somnet import SOMNet
 
 __all__ = ["SOM", "SOMNet", "Lattice", "load", "io", "plots", "plotting"]
 __version__ = "0.1.0"
@@ -20,7 +26,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     if name not in _LAZY:
         raise AttributeError(f"module 'dasksom' has no attribute {name!r}")
     module_name, attribute = _LAZY[name]

@@ -25,7 +25,7 @@ class RunError(RuntimeError):
 class LocalWorkers(argparse.Action):
     """``--workers N``: a local cluster, overriding a scheduler named in a config file."""
 
-    def __call__(self, parser: Any, namespace: Any, values: Any, option_string: Any = None):
+    def __call__(self, parser: Any, namespace: Any, values: Any, option_string: Any = None) -> None:
         setattr(namespace, self.dest, values)
         namespace.scheduler_address = None
         namespace.scheduler_file = None

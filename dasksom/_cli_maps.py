@@ -8,7 +8,7 @@ import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import dask
 import dask.array as da
@@ -59,7 +59,9 @@ def draw(
 
     from . import plotting
 
-    out = {"print_out": True, "file_name": file_name}
+    if kind == "mosaic" and image_shape is None:
+        raise ValueError("the mosaic picture needs image_shape")
+    out: dict[str, Any] = {"print_out": True, "file_name": file_name}
     drawers = {
         "umatrix": lambda: plotting.plot_umatrix(som, **out),
         "hits": lambda: plotting.plot_hits(som, data, bmus=bmus, **out),
@@ -67,7 +69,8 @@ def draw(
         "labels": lambda: plotting.plot_labels(som, data, labels, bmus=bmus, **out),
         "projection": lambda: plotting.plot_projection(som, data, labels=labels, bmus=bmus, **out),
         "convergence": lambda: plotting.plot_convergence(som.history_, **out),
-        "mosaic": lambda: plotting.plot_weight_mosaic(som, image_shape, **out),
+        # Checked above: a mosaic has its image_shape.
+        "mosaic": lambda: plotting.plot_weight_mosaic(som, cast(Sequence[int], image_shape), **out),
     }
     fig, _ = drawers[kind]()
     plt.close(fig)

@@ -76,19 +76,20 @@ class EpochProgress(logging.Handler):
                 self.stream.write(text + "\n")
             self.stream.flush()
             if self.log_json is not None:
-                self._write_json(epoch)
+                self._write_json(self.log_json, epoch)
         except Exception:
             self.handleError(record)
 
-    def _write_json(self, epoch: dict) -> None:
+    @staticmethod
+    def _write_json(log_json: IO[str], epoch: dict) -> None:
         rate = epoch["n_samples"] / epoch["seconds"] if epoch["seconds"] > 0 else None
         entry = {
             **epoch,
             "rows_per_second": rate,
             "time": datetime.datetime.now(datetime.UTC).isoformat(),
         }
-        self.log_json.write(json.dumps(entry) + "\n")
-        self.log_json.flush()
+        log_json.write(json.dumps(entry) + "\n")
+        log_json.flush()
 
     def close(self) -> None:
         """End a bar left open (training stopped early or was interrupted)."""

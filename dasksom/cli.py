@@ -438,7 +438,8 @@ def run_train(args: argparse.Namespace) -> int:
     chunks = parse_chunks(args.chunks)
     som = _estimator(args, chunks=chunks, persist=False, checkpoint=checkpoint)
     status = _checkpoint_status(som, checkpoint, args.force)
-    finished = status is not None and status[0] >= status[1]
+    # (epochs done, epochs asked) of a checkpoint that holds every epoch, else None.
+    finished = status if status is not None and status[0] >= status[1] else None
     output.mkdir(parents=True, exist_ok=True)
     with dask_cluster(args) as where:
         data = as_dask_array(args.data, chunks=chunks)
@@ -448,17 +449,22 @@ def run_train(args: argparse.Namespace) -> int:
             f"{data.numblocks[0]} chunks on {where}",
             flush=True,
         )
-        if finished and (output / "map.npz").is_file() and (output / "summary.json").is_file():
+        if (
+            finished is not None
+            and (output / "map.npz").is_file()
+            and (output / "summary.json").is_file()
+        ):
             # No epoch is left: fit only checks that the checkpoint is this data's.
             _fit(som, data, checkpoint)
             print(
-                f"the run is already finished ({status[0]} of {status[1]} epochs; {checkpoint}); "
-                "nothing to do; use --force to retrain"
+                f"the run is already finished ({finished[0]} of {finished[1]} epochs; "
+                f"{checkpoint}); nothing to do; use --force to retrain"
             )
             return 0
-        if finished:
-            print(f"the checkpoint holds all {status[1]} epochs; writing the results")
-        persist = {"auto": "auto", "yes": True, "no": False}[args.persist]
+        if finished is not None:
+            print(f"the checkpoint holds all {finished[1]} epochs; writing the results")
+        persist_choices: dict[str, bool | str] = {"auto": "auto", "yes": True, "no": False}
+        persist = persist_choices[args.persist]
         if should_persist(data, persist):
             # Kept for the passes after training too, not only for the epochs.
             data = data.persist()

@@ -14,7 +14,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dask
 import dask.array as da
@@ -25,6 +25,9 @@ from .history import EarlyStopping, epoch_record
 from .kernels import PartialSums, partial_sums
 from .lattice import Lattice
 from .neighborhood import smooth
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 logger = logging.getLogger("dasksom")
 
@@ -39,7 +42,7 @@ SCATTER_COPIES = 2
 PERSIST_MEMORY_FRACTION = 0.5
 
 
-def distributed_client():
+def distributed_client() -> Client | None:
     """The distributed ``Client`` that dask computes on now, or None for a local scheduler."""
     try:
         from distributed import default_client
@@ -151,7 +154,9 @@ def epoch_sums(
     return result
 
 
-def _group_sums(weights: np.ndarray, settings: tuple, offsets: list[int], *blocks) -> PartialSums:
+def _group_sums(
+    weights: np.ndarray, settings: tuple, offsets: list[int], *blocks: Any
+) -> PartialSums:
     """Partial sums of consecutive chunks, added in order."""
     metric, check_finite, nan_policy = settings
     parts = [

@@ -9,6 +9,7 @@ import logging
 import numbers
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import dask
@@ -365,13 +366,16 @@ class SOM:
         ignored = {"chunks", "persist", "verbose", "checkpoint", "device"}
         return {k: v for k, v in self.get_params().items() if k not in ignored}
 
-    def _checkpoint_writer(self, lattice: Lattice, fingerprint: dict | None):
-        if self.checkpoint is None:
+    def _checkpoint_writer(
+        self, lattice: Lattice, fingerprint: dict | None
+    ) -> Callable[[engine.TrainingState], None] | None:
+        checkpoint = self.checkpoint
+        if checkpoint is None:
             return None
 
         def write(state: engine.TrainingState) -> None:
             write_map(
-                self.checkpoint,
+                checkpoint,
                 params=self.get_params(),
                 lattice=lattice,
                 weights=state.weights,
@@ -392,7 +396,7 @@ class SOM:
             return None, data_fingerprint(data, source)
         metadata, _, _ = read_metadata(self.checkpoint)
         params, _, weights, history = read_map(self.checkpoint)
-        self._check_checkpoint_settings(params)
+        self._check_checkpoint_settings(self.checkpoint, params)
         fingerprint = data_fingerprint(data, source)
         _check_fingerprint(self.checkpoint, metadata.get("fingerprint"), fingerprint)
         done = "finished" if len(history) >= len(sigmas) else "resuming"
@@ -405,7 +409,7 @@ class SOM:
         )
         return engine.TrainingState(weights, sigmas, history), fingerprint
 
-    def _check_checkpoint_settings(self, saved_params: dict) -> None:
+    def _check_checkpoint_settings(self, checkpoint: str | os.PathLike, saved_params: dict) -> None:
         settings = self._training_settings()
         changed = sorted(
             name
@@ -414,7 +418,7 @@ class SOM:
         )
         if changed:
             raise ValueError(
-                f"The checkpoint {os.fspath(self.checkpoint)!r} was written with other settings "
+                f"The checkpoint {os.fspath(checkpoint)!r} was written with other settings "
                 f"({', '.join(changed)} differ); delete it to start afresh, or point checkpoint "
                 "at another file."
             )
@@ -466,8 +470,9 @@ class SOM:
         self._check_fitted()
         data = self._check_data(X, fitted=True)
         shape = {"drop_axis": 1} if width is None else {"chunks": (data.chunks[0], (width,))}
-        result = data.map_blocks(
+        result = da.map_blocks(
             _per_chunk,
+            data,
             per_chunk,
             self.weights_,
             self.metric,
@@ -516,8 +521,9 @@ class SOM:
         chunk, by a tree reduction: nothing that grows with the rows reaches the client."""
         self._check_fitted()
         data = self._check_data(X, fitted=True)
-        parts = data.map_blocks(
+        parts = da.map_blocks(
             _as_row,
+            data,
             per_chunk,
             self.weights_,
             self.metric,

@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 
-def label_votes(nodes: np.ndarray, labels: np.ndarray, n_nodes: int):
+def label_votes(
+    nodes: np.ndarray, labels: np.ndarray, n_nodes: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Count the labels of the samples each node wins.
 
     Parameters

@@ -64,7 +64,7 @@ def initial_weights(
     raise ValueError(f"Unknown init {init!r}; choose one of {', '.join(INITS)} or an (M, D) array.")
 
 
-def check_init_array(init, lattice: Lattice, n_features: int) -> None:
+def check_init_array(init: Any, lattice: Lattice, n_features: int) -> None:
     """An ``init`` array must fit the map and the data (checked before any data is read)."""
     if isinstance(init, str):
         return
@@ -110,7 +110,9 @@ def _raise_on_nonfinite(data: da.Array, count: int, nan_policy: str) -> None:
         locate_nonfinite(data, count, nan_policy).raise_if_any(data.shape[0])
 
 
-def principal_components(data: da.Array, rng: np.random.Generator, nan_policy: str = "raise"):
+def principal_components(
+    data: da.Array, rng: np.random.Generator, nan_policy: str = "raise"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Mean, first two principal axes (2, D) and their variances, in one pass over the data."""
     n_rows, n_features = data.shape
     if n_features <= MAX_COVARIANCE_FEATURES:

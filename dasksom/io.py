@@ -54,7 +54,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from tokenize import TokenError
-from typing import Any
+from typing import Any, Literal, cast
 
 import dask.array as da
 import fsspec
@@ -267,7 +267,7 @@ def to_zarr(
     *,
     key: str | None = None,
     chunks: int | str = "auto",
-    zarr_format: int = 3,
+    zarr_format: Literal[2, 3] = 3,
     overwrite: bool = False,
     storage_options: dict[str, Any] | None = None,
 ) -> da.Array:
@@ -371,7 +371,8 @@ def _store_all(array: da.Array, stored: zarr.Array) -> None:
     pool = ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="dasksom-to-zarr")
     try:
         # One dask chunk per stored chunk: no two tasks write the same chunk, so no lock.
-        da.store(array, stored, lock=False, scheduler="threads", pool=pool)
+        # dask annotates targets as NumPy-like; it only needs __setitem__, which zarr has.
+        da.store(array, stored, lock=False, scheduler="threads", pool=pool)  # type: ignore[arg-type]
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
@@ -585,10 +586,12 @@ def _zarr_member(node: zarr.Array | zarr.Group, key: str | None, label: str) -> 
             member = None
         if isinstance(member, zarr.Array):
             return member
-    members = node.members(max_depth=None)
-    names = sorted(name for name, child in members if isinstance(child, zarr.Array))
+    arrays = {
+        name: child for name, child in node.members(max_depth=None) if isinstance(child, zarr.Array)
+    }
+    names = sorted(arrays)
     if key is None and len(names) == 1:
-        return node[names[0]]
+        return arrays[names[0]]
     raise _missing_key(label, key, names)
 
 
@@ -648,7 +651,8 @@ class _ZarrReader(_Reader):
         _check_shape(self)
 
     def read(self, index: tuple) -> np.ndarray:
-        return self.array[index]
+        # dask reads with tuples of slices, for which zarr's default (CPU) buffers give NumPy.
+        return cast(np.ndarray, self.array[index])
 
 
 class _NpyReader(_Reader):
@@ -663,7 +667,7 @@ class _NpyReader(_Reader):
     ) -> None:
         self.src, self.label, self.offset, self.member = src, label, offset, member
         self.shape, fortran, self.dtype = header
-        self.order = "F" if fortran else "C"
+        self.order: Literal["C", "F"] = "F" if fortran else "C"
         self.stamp = src.stamp()
         self.memmap = src.local and member is None
         _check_shape(self)

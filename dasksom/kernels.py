@@ -63,7 +63,6 @@ def _overflows_float32(x: Any, weights: np.ndarray) -> bool:
 
     ``x . w`` and ``||w||^2`` stay below ``D * a^2`` for values of magnitude at most ``a``.
     """
-    xp = array_module(x)
     limit = float(np.sqrt(np.finfo(np.float32).max / (4.0 * max(1, x.shape[1]))))
     # max and min rather than abs(): no temporary the size of the chunk.
     largest = max(float(x.max()), -float(x.min())) if x.size else 0.0
@@ -280,13 +279,13 @@ def best_matching_units(
         scores = metric.scores(x[part], prepared, None if mask is None else mask[part])
         top = xp.argmax(scores, axis=1)
         best[part] = top
-        if second:
+        if runner_up is not None:
             scores[xp.arange(scores.shape[0]), top] = -xp.inf
             runner_up[part] = xp.argmax(scores, axis=1)
     if mask is not None:
         empty = ~observed_rows(mask)
         best[empty] = -1
-        if second:
+        if runner_up is not None:
             runner_up[empty] = -1
     return (best, runner_up) if second else best
 

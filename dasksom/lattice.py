@@ -142,7 +142,7 @@ class Lattice:
         The arrays are sorted by ``(a, b)`` and read-only.
         """
         rows, cols = self.rows, self.cols
-        steps = [(0, 1), (1, 0)]
+        steps: list[tuple[int, int | np.ndarray]] = [(0, 1), (1, 0)]
         if self.topology == "hexagonal":
             # Odd rows sit half a node right: the other node above is one column left (even
             # rows) or right (odd rows).

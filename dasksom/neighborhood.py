@@ -339,7 +339,9 @@ class _BubbleSums(_StructuredSums):
         self.groups = self._group_partial(lo, length, (length > 0) & ~full)
 
     @staticmethod
-    def _group_partial(lo, length, partial) -> list[tuple[int, int, slice | np.ndarray, int]]:
+    def _group_partial(
+        lo: np.ndarray, length: np.ndarray, partial: np.ndarray
+    ) -> list[tuple[int, int, slice | np.ndarray, int]]:
         """Partial row pairs grouped by (row shift, lo, length), to be summed together."""
         targets, sources = np.nonzero(partial)
         if not len(targets):

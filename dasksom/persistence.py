@@ -80,7 +80,8 @@ def write_map(
         "history": history,
         **(extra or {}),
     }
-    arrays = {"weights": np.asarray(weights, dtype=np.float64)}
+    # Any: np.savez's keywords also take allow_pickle, which a dict of arrays never holds.
+    arrays: dict[str, Any] = {"weights": np.asarray(weights, dtype=np.float64)}
     if not isinstance(init, str):
         arrays["init"] = np.asarray(init, dtype=np.float64)
     text = np.array(json.dumps(metadata, default=_jsonable))

@@ -17,7 +17,7 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import matplotlib
 
@@ -230,7 +230,9 @@ def _map_figsize(width: float, height: float, colorbar: bool) -> tuple[float, fl
 
 def _axes(ax: Axes | None, figsize: tuple[float, float]) -> tuple[Figure, Axes]:
     if ax is not None:
-        return ax.figure, ax
+        # The plots draw on axes of a top-level Figure (print_out saves it); an Axes on a
+        # SubFigure would give the SubFigure.
+        return cast(Figure, ax.figure), ax
     fig, ax = plt.subplots(figsize=figsize)
     return fig, ax
 
@@ -406,7 +408,8 @@ def _coloured_tiles(
     # Antialiased neighbours leave faint light seams between tiles: fill without it, and
     # stroke a hairline in the face colour so vector output (pdf, svg) closes them too.
     style = {"edgecolors": "face", "linewidths": 0.3, "antialiased": False, **kwargs}
-    tiles = PolyCollection(verts, array=values, cmap=_colormap(cmap), **style)
+    # The stubs want a Sequence of polygons; matplotlib takes an (N, M, 2) array too.
+    tiles = PolyCollection(verts, array=values, cmap=_colormap(cmap), **style)  # type: ignore[arg-type]
     if vmin is not None or vmax is not None:
         tiles.set_clim(vmin, vmax)
     return tiles
@@ -416,7 +419,8 @@ def _add_tiles(ax: Axes, tiles: PolyCollection, bounds: Sequence[float] | None) 
     """Add a tile collection, clipped to a periodic map's rectangle when there is one."""
     ax.add_collection(tiles, autolim=False)
     if bounds is not None:
-        tiles.set_clip_path(Rectangle(bounds[:2], bounds[2], bounds[3], transform=ax.transData))
+        corner = (bounds[0], bounds[1])
+        tiles.set_clip_path(Rectangle(corner, bounds[2], bounds[3], transform=ax.transData))
 
 
 def _overlay_tiles(ax: Axes, lattice: Lattice, nodes: np.ndarray, tiles: PolyCollection) -> None:
@@ -426,7 +430,8 @@ def _overlay_tiles(ax: Axes, lattice: Lattice, nodes: np.ndarray, tiles: PolyCol
     bounds = _torus_bounds(lattice)
     if bounds is not None:
         verts, _ = _wrap_tiles(verts, np.zeros(len(verts)), bounds)
-    tiles.set_verts(verts)
+    # The stubs want a Sequence of polygons; matplotlib takes an (N, M, 2) array too.
+    tiles.set_verts(verts)  # type: ignore[arg-type]
     _add_tiles(ax, tiles, bounds)
 
 
@@ -657,8 +662,10 @@ def plot_component_planes(
         f = _feature_index(features, names, weights.shape[1])
         label = title if title is not None else _feature_label(f, names)
         kwargs.update(show=show, print_out=print_out, file_name=file_name or default_file)
+        # One feature: one axes, as documented.
+        one_ax = cast(Axes | None, ax)
         return draw_map(
-            weights[:, f], lattice, ax=ax, cmap=cmap, title=label, colorbar=colorbar, **kwargs
+            weights[:, f], lattice, ax=one_ax, cmap=cmap, title=label, colorbar=colorbar, **kwargs
         )
     chosen, default_title = _chosen_features(weights, features, names, max_features)
     fig, axes = _plane_grid(ax, len(chosen), ncols, lattice, colorbar, kwargs.pop("figsize", None))
@@ -669,7 +676,8 @@ def plot_component_planes(
         )
     for unused in axes.flat[len(chosen) :]:
         unused.set_axis_off()
-    fig.suptitle(default_title if title is None else title)
+    # No title (None) reads as "", as matplotlib's Text does.
+    fig.suptitle((default_title if title is None else title) or "")
     save_and_show(fig, show, print_out, file_name, default_file)
     return fig, axes
 
@@ -804,6 +812,7 @@ def plot_hits(
         handle = _hatch_empty_nodes(ax, lattice, empty, "no hits")
         ax.legend(handles=[handle], loc="upper center", bbox_to_anchor=(0.5, 0.0), frameon=False)
     if annotate:
+        assert tiles is not None, "hit counts are never NaN: every tile is coloured"
         _annotate_counts(ax, tiles, lattice, hits)
     save_and_show(fig, show, print_out, file_name, "./som_hits.png")
     return fig, ax
@@ -812,8 +821,13 @@ def plot_hits(
 def _hatch_empty_nodes(ax: Axes, lattice: Lattice, nodes: np.ndarray, label: str) -> Patch:
     """Hatch nodes that no sample hits, so they read as "none" rather than as holes in the
     map; returns a legend handle that says so."""
-    style = {"facecolor": EMPTY_FACE, "edgecolor": NO_HITS_COLOR, "hatch": NO_HITS_HATCH}
-    tiles = PolyCollection(np.empty((0, 4, 2)), linewidths=0.6, **style)
+    style: dict[str, Any] = {
+        "facecolor": EMPTY_FACE,
+        "edgecolor": NO_HITS_COLOR,
+        "hatch": NO_HITS_HATCH,
+    }
+    # The stubs want a Sequence of polygons; matplotlib takes an (N, M, 2) array too.
+    tiles = PolyCollection(np.empty((0, 4, 2)), linewidths=0.6, **style)  # type: ignore[arg-type]
     _overlay_tiles(ax, lattice, nodes, tiles)
     return Patch(linewidth=0.6, label=label, **style)
 
@@ -1081,7 +1095,8 @@ def _scatter_points(
     """The points in one colour, or one scatter per label in its own colour with a legend
     right of the map."""
     if labels is None:
-        ax.scatter(*points.T, s=size, color=categorical_colors(cmap, 1)[0], **kwargs)
+        x, y = points.T
+        ax.scatter(x, y, s=size, color=categorical_colors(cmap, 1)[0], **kwargs)
         return
     labels = _to_numpy(labels).ravel()
     if labels.shape[0] != len(points):
@@ -1090,7 +1105,8 @@ def _scatter_points(
     colors = categorical_colors(cmap, len(classes))
     for label, color in zip(classes, colors, strict=True):
         chosen = labels == label
-        ax.scatter(*points[chosen].T, s=size, color=color, label=str(label), **kwargs)
+        x, y = points[chosen].T
+        ax.scatter(x, y, s=size, color=color, label=str(label), **kwargs)
     _legend_right(ax, markerscale=max(1.0, 6 / np.sqrt(size)))
 
 

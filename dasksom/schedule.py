@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 
 DECAYS = ("exponential", "linear")
@@ -38,14 +40,15 @@ def radius_schedule(
         raise ValueError(f"Unknown sigma decay {decay!r}; choose one of {', '.join(DECAYS)}.")
     t = np.arange(epochs, dtype=float)
     if sigma is None or np.ndim(sigma) == 0:
-        s0 = max(height, width) / 2.0 if sigma is None else float(sigma)
+        # np.ndim(sigma) == 0: a number, or a 0-d array.
+        s0 = max(height, width) / 2.0 if sigma is None else float(cast(float, sigma))
         _check_radius(s0, "sigma")
         if s0 <= 1.0:
             # ln(s0) <= 0: simpsom's tau is undefined; a radius that small stays put.
             return np.full(epochs, s0)
         tau = epochs / np.log(s0)
         return s0 * np.exp(-t / tau)
-    start, end = (float(s) for s in sigma)
+    start, end = (float(s) for s in cast(tuple[float, float], sigma))  # not a number: a pair
     _check_radius(start, "sigma start")
     _check_radius(end, "sigma end")
     fraction = t / max(epochs - 1, 1)

@@ -13,7 +13,7 @@ import numbers
 import os
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -21,7 +21,10 @@ import numpy as np
 class Constraint:
     """One kind of value a parameter may take."""
 
-    description: str
+    if TYPE_CHECKING:
+        # What a message says is allowed: a class attribute, a dataclass field or a property.
+        @property
+        def description(self) -> str: ...
 
     def allows(self, value: Any) -> bool:
         raise NotImplementedError
@@ -54,13 +57,15 @@ class Interval(Constraint):
     def allows(self, value: Any) -> bool:
         if isinstance(value, bool | np.bool_) or not isinstance(value, self.kind):
             return False
-        if not math.isfinite(value):
+        # An instance of self.kind, numbers.Integral or numbers.Real: it compares as a float.
+        number = cast(float, value)
+        if not math.isfinite(number):
             return False
         low_ok = self.low is None or (
-            value >= self.low if self.closed in ("both", "left") else value > self.low
+            number >= self.low if self.closed in ("both", "left") else number > self.low
         )
         high_ok = self.high is None or (
-            value <= self.high if self.closed in ("both", "right") else value < self.high
+            number <= self.high if self.closed in ("both", "right") else number < self.high
         )
         return low_ok and high_ok
 
