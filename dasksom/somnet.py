@@ -687,13 +687,13 @@ def _check_training(
         )
 
 
-def _lower(value, name: str) -> str:
+def _lower(value: Any, name: str) -> str:
     if not isinstance(value, str):
         raise ValueError(f"{name} must be a string, got {value!r}.")
     return value.lower()
 
 
-def _check_count(value, name: str, allow_default: bool = False) -> None:
+def _check_count(value: Any, name: str, allow_default: bool = False) -> None:
     """A positive integer, or -1 (simpsom's "default") where ``allow_default``."""
     ok = not isinstance(value, bool) and isinstance(value, int | np.integer)
     if ok and (value >= 1 or (allow_default and value == -1)):
@@ -702,7 +702,7 @@ def _check_count(value, name: str, allow_default: bool = False) -> None:
     raise ValueError(f"{name} must be {allowed}, got {value!r}.")
 
 
-def _feature_index(feature, feature_ix, n_features: int) -> int:
+def _feature_index(feature: Any, feature_ix: Any, n_features: int) -> int:
     if feature is None and feature_ix is None:
         raise ValueError("Give the feature to plot: feature=<index> (or simpsom's feature_ix).")
     if feature is not None and feature_ix is not None and feature != feature_ix:
@@ -735,7 +735,7 @@ def _output_file(folder: str | os.PathLike, file_name: str | os.PathLike, suffix
     return Path(folder) / name
 
 
-def _clustering_estimator(algorithm, kwargs: dict):
+def _clustering_estimator(algorithm: Any, kwargs: dict) -> Any:
     if isinstance(algorithm, str):
         from sklearn import cluster
 

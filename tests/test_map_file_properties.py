@@ -3,8 +3,8 @@ fitted map or fails with a ValueError, FileNotFoundError or KeyError that names 
 never runs code stored in it (no pickle is ever loaded)."""
 
 import io
-import os
 import json
+import os
 import pickle
 import tempfile
 from pathlib import Path
