@@ -12,7 +12,8 @@ def label_votes(
 
     Parameters
     ----------
-    nodes : int array of shape (n_samples,), each sample's best-matching unit
+    nodes : int array of shape (n_samples,), each sample's best-matching unit; -1 (a row with
+        no observed value, under ``nan_policy="ignore"``) votes for no node
     labels : array of shape (n_samples,), labels of any sortable type
     n_nodes : number of nodes of the map
 
@@ -26,11 +27,17 @@ def label_votes(
     classes, codes = np.unique(np.asarray(labels).ravel(), return_inverse=True)
     if codes.shape[0] != nodes.shape[0]:
         raise ValueError(f"Got {codes.shape[0]} labels for {nodes.shape[0]} samples.")
-    votes = np.bincount(nodes * len(classes) + codes, minlength=n_nodes * len(classes))
+    assigned = nodes >= 0
+    votes = np.bincount(
+        nodes[assigned] * len(classes) + codes[assigned], minlength=n_nodes * len(classes)
+    )
     return classes, votes.reshape(n_nodes, len(classes)), codes
 
 
 def majority_label_accuracy(nodes: np.ndarray, labels: np.ndarray, n_nodes: int) -> float:
-    """Share of samples whose node's majority label is their own (ties: first sorted label)."""
+    """Share of the samples with a node whose node's majority label is their own (ties: first
+    sorted label)."""
     _, votes, codes = label_votes(nodes, labels, n_nodes)
-    return float((votes.argmax(axis=1)[np.asarray(nodes).ravel()] == codes).mean())
+    nodes = np.asarray(nodes).ravel()
+    assigned = nodes >= 0
+    return float((votes.argmax(axis=1)[nodes[assigned]] == codes[assigned]).mean())

@@ -195,7 +195,7 @@ def _to_numpy(values: Any) -> np.ndarray:
 
 def _host_bmus(som: Any, X: Any, bmus: ArrayLike | None, n_nodes: int) -> np.ndarray:
     """Each sample's best-matching unit as a host int array: ``bmus`` when the caller has
-    them, else one pass over ``X``."""
+    them, else one pass over ``X``.  -1 marks a sample with no unit (no observed value)."""
     if bmus is None:
         if X is None:
             raise ValueError("Pass the data X, or its best-matching units as bmus=.")
@@ -203,8 +203,8 @@ def _host_bmus(som: Any, X: Any, bmus: ArrayLike | None, n_nodes: int) -> np.nda
         find = getattr(som, "best_matching_units", None) or som.predict
         bmus = find(X)
     bmus = _to_numpy(bmus).astype(np.int64, copy=False).ravel()
-    if bmus.size and (bmus.min() < 0 or bmus.max() >= n_nodes):
-        raise ValueError(f"bmus must be node indices in [0, {n_nodes}).")
+    if bmus.size and (bmus.min() < -1 or bmus.max() >= n_nodes):
+        raise ValueError(f"bmus must be node indices in [0, {n_nodes}), or -1 for none.")
     return bmus
 
 
@@ -797,7 +797,8 @@ def plot_hits(
     """
     _, lattice = _fitted(som)
     if bmus is not None:
-        hits = np.bincount(_host_bmus(som, X, bmus, lattice.n_nodes), minlength=lattice.n_nodes)
+        nodes = _host_bmus(som, X, bmus, lattice.n_nodes)
+        hits = np.bincount(nodes[nodes >= 0], minlength=lattice.n_nodes)
     elif X is not None:
         hits = np.asarray(som.hit_counts(X))
     else:
@@ -1072,6 +1073,13 @@ def plot_projection(
     """
     _, lattice = _fitted(som)
     nodes = _host_bmus(som, X, bmus, lattice.n_nodes)
+    assigned = nodes >= 0
+    if labels is not None:
+        labels = _to_numpy(labels).ravel()
+        if labels.shape[0] != len(nodes):
+            raise ValueError(f"Got {labels.shape[0]} labels for {len(nodes)} samples.")
+        labels = labels[assigned]
+    nodes = nodes[assigned]
     jitters = np.random.default_rng(random_state).uniform(-jitter, jitter, size=(len(nodes), 2))
     points = _wrap_points(lattice.positions[nodes] + jitters, _torus_bounds(lattice))
     fig, ax, _ = _draw_map(

@@ -129,3 +129,28 @@ def test_large_float32_chunks_compute_in_float64():
     chunk, _, prepared = kernels.prepare(x, np.zeros((2, 3)), "euclidean")
     assert chunk.dtype == np.float64 and prepared.weights.dtype == np.float64
     assert kernels.prepare(x / 1e10, np.zeros((2, 3)), "euclidean")[0].dtype == np.float32
+
+
+def test_plots_and_label_accuracy_leave_out_rows_without_values(gappy):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from dasksom import plotting
+    from dasksom.evaluation import majority_label_accuracy
+
+    som = SOM(3, 3, epochs=2, random_state=0, nan_policy="ignore").fit(gappy)
+    labels = np.arange(60) % 3
+    nodes = som.best_matching_units(gappy)
+    assert 0 <= majority_label_accuracy(nodes, labels, 9) <= 1
+    for draw in (
+        lambda: plotting.plot_hits(som, gappy),
+        lambda: plotting.plot_labels(som, gappy, labels),
+        lambda: plotting.plot_projection(som, gappy, labels=labels),
+    ):
+        fig, ax = draw()
+        plt.close(fig)
+    fig, ax = plotting.plot_projection(som, None, bmus=nodes)
+    assert sum(len(c.get_offsets()) for c in ax.collections[1:]) == 59
+    plt.close(fig)
