@@ -47,13 +47,14 @@ def draw(
     data: Any = None,
     labels: np.ndarray | None = None,
     bmus: np.ndarray | None = None,
+    counts: np.ndarray | None = None,
     image_shape: Sequence[int] | None = None,
     features: Sequence[int | str] | None = None,
 ) -> None:
     """Draw one picture of ``som`` into ``file_name``.
 
-    ``bmus`` (each row's best-matching unit), when given, saves the hits, labels and
-    projection pictures a pass over ``data``.
+    ``bmus`` (each row's best-matching unit) and ``counts`` (hits per node), when given, save
+    the hits, labels and projection pictures a pass over ``data``.
     """
     import matplotlib.pyplot as plt
 
@@ -64,7 +65,7 @@ def draw(
     out: dict[str, Any] = {"print_out": True, "file_name": file_name}
     drawers = {
         "umatrix": lambda: plotting.plot_umatrix(som, **out),
-        "hits": lambda: plotting.plot_hits(som, data, bmus=bmus, **out),
+        "hits": lambda: plotting.plot_hits(som, data, bmus=bmus, counts=counts, **out),
         "components": lambda: plotting.plot_component_planes(som, features=features, **out),
         "labels": lambda: plotting.plot_labels(som, data, labels, bmus=bmus, **out),
         "projection": lambda: plotting.plot_projection(som, data, labels=labels, bmus=bmus, **out),

@@ -302,24 +302,25 @@ def write_results(
 ) -> dict:
     """Save the map, a JSON summary and the pictures into ``output``; returns the summary.
 
-    The data is read twice at most: once for both quality measures, and once for the
-    best-matching units (with labels) or the hit counts (without), shared by every picture.
+    The data is read once: quality, hit counts and (with labels) every row's best-matching
+    unit come from one pass, shared by every picture.
     """
     output.mkdir(parents=True, exist_ok=True)
     som.save(output / "map.npz")
-    quality = som.quality(data)
+    evaluation = som.evaluate(data, keep_bmus=labels is not None)
     summary: dict[str, Any] = {
         "map": str(output / "map.npz"),
         "size": [som.height, som.width],
         "epochs": som.n_iter_,
-        "quantization_error": quality["quantization_error"],
-        "topographic_error": quality["topographic_error"],
-        "n_samples": quality["n_samples"],
+        "quantization_error": evaluation["quantization_error"],
+        "topographic_error": evaluation["topographic_error"],
+        "n_samples": evaluation["n_samples"],
         "training_seconds": sum(h["seconds"] for h in som.history_),
     }
-    bmus = None
-    if labels is not None:
-        bmus = som.best_matching_units(data)
+    if "rows_without_values" in evaluation:
+        summary["rows_without_values"] = evaluation["rows_without_values"]
+    bmus = evaluation.get("bmus")
+    if labels is not None and bmus is not None:
         summary["majority_label_accuracy"] = majority_label_accuracy(
             bmus, labels, som.lattice_.n_nodes
         )
@@ -333,6 +334,7 @@ def write_results(
                 data=data,
                 labels=labels,
                 bmus=bmus,
+                counts=evaluation["hit_counts"],
                 image_shape=image_shape,
                 features=features,
             )
@@ -344,7 +346,13 @@ def write_results(
 
 def run_demo(args: argparse.Namespace) -> int:
     """``dasksom demo``: the digits map, its summary and pictures."""
-    from sklearn.datasets import load_digits
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError:
+        raise RunError(
+            "the demo's digits ship with scikit-learn, which is not installed: "
+            "pip install 'dasksom[sklearn]'"
+        ) from None
 
     output = output_path(args.output, "output")
     log_json = output_path(args.log_json, "JSON log") if args.log_json else None

@@ -23,9 +23,8 @@ from .kernels import (
     METRICS,
     NAN_POLICIES,
     compute_dtype,
-    hits_chunk,
+    evaluate_chunk,
     predict_chunk,
-    quality_chunk,
     to_host,
     transform_chunk,
 )
@@ -516,25 +515,42 @@ class SOM:
         """Fit the map on ``X`` and return the distances of its samples to every node."""
         return self.fit(X).transform(X)
 
-    def _sum_over_chunks(self, X: Any, per_chunk: Any, width: int) -> np.ndarray:
-        """Add up ``per_chunk(chunk, weights, metric, lattice)``, a length-``width`` vector per
-        chunk, by a tree reduction: nothing that grows with the rows reaches the client."""
+    def evaluate(self, X: Any, *, keep_bmus: bool = False) -> dict:
+        """Quality, hit counts and (optionally) every sample's BMU, from one pass over ``X``.
+
+        Per-chunk totals are added by a tree reduction, so nothing that grows with the rows
+        reaches the client unless ``keep_bmus`` asks for the BMUs.
+
+        Returns
+        -------
+        dict with the keys of :meth:`quality`, ``hit_counts`` (int64, shape ``(M,)``) and, with
+        ``keep_bmus``, ``bmus`` (host int64, one per sample; -1 for a sample with no observed
+        value)
+        """
         self._check_fitted()
         data = self._check_data(X, fitted=True)
-        parts = da.map_blocks(
-            _as_row,
-            data,
-            per_chunk,
-            self.weights_,
-            self.metric,
-            self.lattice_,
-            self.nan_policy,
-            chunks=((1,) * data.numblocks[0], (width,)),
-            dtype=np.float64,
-            meta=np.empty((0, width)),
-        )
+        offsets = np.concatenate([[0], np.cumsum(data.chunks[0])[:-1]]).tolist()
+        chunk_task = dask.delayed(evaluate_chunk, pure=True, nout=2)
+        weights = dask.delayed(self.weights_)
+        parts = [
+            chunk_task(
+                block, weights, self.metric, self.lattice_, offset, self.nan_policy, keep_bmus
+            )
+            for block, offset in zip(data.to_delayed().ravel(), offsets, strict=True)
+        ]
+        totals = [part[0] for part in parts]
+        while len(totals) > 1:
+            add = dask.delayed(_sum_vectors, pure=True)
+            step = engine.SPLIT_EVERY
+            totals = [add(*totals[i : i + step]) for i in range(0, len(totals), step)]
+        bmus = [part[1] for part in parts] if keep_bmus else []
         with engine.compute_context():
-            return to_host(dask.compute(parts.sum(axis=0, split_every=engine.SPLIT_EVERY))[0])
+            total, *found = dask.compute(totals[0], *bmus)
+        result = _quality_of(total[:4], self.nan_policy)
+        result["hit_counts"] = total[4:].astype(np.int64)
+        if keep_bmus:
+            result["bmus"] = np.concatenate(found)
+        return result
 
     def quality(self, X: Any) -> dict:
         """Quantization and topographic error of ``X`` in one pass over the data.
@@ -547,20 +563,13 @@ class SOM:
         unit); with ``nan_policy="ignore"`` also ``rows_without_values``, and distances over
         each sample's observed features
         """
-        distance_sum, errors, n_rows, without_values = self._sum_over_chunks(X, quality_chunk, 4)
-        quality = {
-            "quantization_error": float(distance_sum / n_rows) if n_rows else float("nan"),
-            "topographic_error": float(errors / n_rows) if n_rows else float("nan"),
-            "n_samples": int(n_rows),
-        }
-        if self.nan_policy == "ignore":
-            quality["rows_without_values"] = int(without_values)
-        return quality
+        result = self.evaluate(X)
+        del result["hit_counts"]
+        return result
 
     def hit_counts(self, X: Any) -> np.ndarray:
         """How many samples each node is the best-matching unit of, shape ``(M,)``."""
-        counts = self._sum_over_chunks(X, hits_chunk, self.lattice_.n_nodes)
-        return counts.astype(np.int64)
+        return self.evaluate(X)["hit_counts"]
 
     def quantization_error(self, X: Any) -> float:
         """Mean Euclidean distance from each sample to its best-matching unit's weights."""
@@ -711,17 +720,23 @@ def _per_chunk(
     return per_chunk(chunk, weights, metric, _row_offset(block_info), nan_policy)
 
 
-def _as_row(
-    chunk: Any,
-    per_chunk: Any,
-    weights: Any,
-    metric: str,
-    lattice: Lattice,
-    nan_policy: str,
-    block_info: dict | None = None,
-) -> np.ndarray:
-    values = per_chunk(chunk, weights, metric, lattice, _row_offset(block_info), nan_policy)
-    return np.asarray(values, dtype=np.float64)[None]
+def _sum_vectors(*vectors: np.ndarray) -> np.ndarray:
+    total = vectors[0]
+    for vector in vectors[1:]:
+        total = total + vector
+    return total
+
+
+def _quality_of(totals: np.ndarray, nan_policy: str) -> dict:
+    distance_sum, errors, n_rows, without_values = (float(v) for v in totals)
+    quality: dict[str, Any] = {
+        "quantization_error": distance_sum / n_rows if n_rows else float("nan"),
+        "topographic_error": errors / n_rows if n_rows else float("nan"),
+        "n_samples": int(n_rows),
+    }
+    if nan_policy == "ignore":
+        quality["rows_without_values"] = int(without_values)
+    return quality
 
 
 class _verbose_logging:

@@ -531,39 +531,40 @@ def transform_chunk(
     return node_distances(x, prepared, mask)
 
 
-def hits_chunk(
+def evaluate_chunk(
     chunk: Any,
     weights: np.ndarray,
     metric: str,
     lattice: Any,
     row_offset: int = 0,
     nan_policy: str = "raise",
-) -> np.ndarray:
-    """How many rows of a chunk each node wins, as a host array of shape ``(M,)``."""
-    xp = array_module(chunk)
-    bmu = predict_chunk(chunk, weights, metric, row_offset, nan_policy)
-    return to_host(xp.bincount(bmu[bmu >= 0], minlength=lattice.n_nodes))
+    keep_bmus: bool = False,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Everything a fitted map measures on one chunk, from one BMU search.
 
-
-def quality_chunk(
-    chunk: Any,
-    weights: np.ndarray,
-    metric: str,
-    lattice: Any,
-    row_offset: int = 0,
-    nan_policy: str = "raise",
-) -> np.ndarray:
-    """``[sum of BMU distances, topographic errors, rows assigned, rows without values]`` of one
-    chunk, as float64 (4,)."""
+    Returns
+    -------
+    totals : float64 host array ``[sum of BMU distances, topographic errors, rows assigned,
+        rows without values, hits of node 0 .. M-1]``, to be added over chunks
+    bmus : each row's best-matching unit as a host int64 array (-1: no observed value), or
+        None unless ``keep_bmus``
+    """
     xp = array_module(chunk)
     x, mask, prepared = prepare(
         _checked(chunk, row_offset, nan_policy), weights, metric, nan_policy
     )
     best, runner_up = best_matching_units(x, prepared, second=True, mask=mask)
+    bmus = to_host(best) if keep_bmus else None
     if mask is not None:
         keep = xp.flatnonzero(best >= 0)
         x, mask, best, runner_up = x[keep], mask[keep], best[keep], runner_up[keep]
     distance_sum = float(bmu_distances(x, prepared.weights, best, mask).astype(xp.float64).sum())
     apart = lattice.pair_distances(to_host(best), to_host(runner_up)) > NEIGHBOR_DISTANCE
-    without_values = chunk.shape[0] - x.shape[0]
-    return np.array([distance_sum, float(apart.sum()), float(x.shape[0]), float(without_values)])
+    hits = to_host(xp.bincount(best, minlength=lattice.n_nodes)).astype(np.float64)
+    counts = [
+        distance_sum,
+        float(apart.sum()),
+        float(x.shape[0]),
+        float(chunk.shape[0] - x.shape[0]),
+    ]
+    return np.concatenate([counts, hits]), bmus

@@ -762,6 +762,7 @@ def plot_hits(
     X: Any = None,
     *,
     bmus: ArrayLike | None = None,
+    counts: ArrayLike | None = None,
     annotate: bool = False,
     ax: Axes | None = None,
     cmap: CmapLike = "Blues",
@@ -783,6 +784,8 @@ def plot_hits(
         The data; not needed with ``bmus``.
     bmus : int array of shape (n_samples,), optional
         Each sample's best-matching unit, when the caller has them: saves a pass over X.
+    counts : int array of shape (M,), optional
+        The hit counts themselves (``SOM.evaluate(X)["hit_counts"]``): saves a pass over X.
     annotate : bool
         Write each node's count on its tile.
     ax, cmap, title, colorbar, show, print_out, file_name
@@ -796,13 +799,17 @@ def plot_hits(
         With a legend entry for the hatched nodes when some node has no hits.
     """
     _, lattice = _fitted(som)
-    if bmus is not None:
+    if counts is not None:
+        hits = _to_numpy(counts).astype(np.int64).ravel()
+        if hits.shape != (lattice.n_nodes,):
+            raise ValueError(f"counts must hold one count per node ({lattice.n_nodes}).")
+    elif bmus is not None:
         nodes = _host_bmus(som, X, bmus, lattice.n_nodes)
         hits = np.bincount(nodes[nodes >= 0], minlength=lattice.n_nodes)
     elif X is not None:
         hits = np.asarray(som.hit_counts(X))
     else:
-        raise ValueError("Pass the data X, or its best-matching units as bmus=.")
+        raise ValueError("Pass the data X, its best-matching units as bmus=, or counts=.")
     kwargs.setdefault("cbar_label", "samples")
     fig, ax, tiles = _draw_map(
         hits, lattice, ax=ax, cmap=cmap, title=title, colorbar=colorbar, **kwargs

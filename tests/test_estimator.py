@@ -426,3 +426,19 @@ def test_workers_need_no_scikit_learn():
         "; assert 'sklearn' not in sys.modules, 'sklearn was imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_evaluate_gives_quality_hits_and_bmus_from_one_pass(blobs):
+    som = SOM(3, 3, epochs=2, random_state=0).fit(blobs)
+    reads = []
+
+    def counted(block):
+        reads.append(len(block))
+        return block
+
+    data = da.from_array(blobs, chunks=70).map_blocks(counted, dtype=blobs.dtype)
+    found = som.evaluate(data, keep_bmus=True)
+    assert sum(reads) == len(blobs)
+    np.testing.assert_array_equal(found["bmus"], som.predict(blobs))
+    np.testing.assert_array_equal(found["hit_counts"], np.bincount(found["bmus"], minlength=9))
+    assert found["quantization_error"] == som.quality(blobs)["quantization_error"]
