@@ -36,6 +36,8 @@ SPLIT_EVERY = 8
 # Fuse the tree's first level into the chunk tasks only when at least this many fused tasks
 # per thread remain, so that fusing never starves the cluster of parallel work.
 FUSE_TASKS_PER_THREAD = 4
+# ... and only when the chunks of one fused task hold at most this many bytes together.
+FUSE_MAX_GROUP_BYTES = 32 << 20
 # Workers that hold each chunk of in-memory (numpy) input on a distributed cluster.
 SCATTER_COPIES = 2
 # Keep data in worker memory when it takes at most this share of the memory it would live in.
@@ -139,7 +141,7 @@ def epoch_sums(
     blocks = list(data.to_delayed().ravel())
     # Many small chunks: each task sums a group of SPLIT_EVERY chunks, the tree's first level,
     # in the same order, so the result is bit-identical and the scheduler sees 8x fewer tasks.
-    group = SPLIT_EVERY if len(blocks) >= SPLIT_EVERY * FUSE_TASKS_PER_THREAD * _threads() else 1
+    group = SPLIT_EVERY if _fuse(data, len(blocks)) else 1
     group_task = dask.delayed(_group_sums, pure=True)
     settings = (metric, check_finite, nan_policy)
     parts = [
@@ -164,6 +166,13 @@ def _group_sums(
         for block, offset in zip(blocks, offsets, strict=True)
     ]
     return _add(*parts)
+
+
+def _fuse(data: da.Array, n_chunks: int) -> bool:
+    """Fuse the first level when chunks are many and small: a fused task holds its chunks in
+    memory together, which streaming data of worker-sized chunks cannot afford."""
+    small = SPLIT_EVERY * data.nbytes / max(1, n_chunks) <= FUSE_MAX_GROUP_BYTES
+    return small and n_chunks >= SPLIT_EVERY * FUSE_TASKS_PER_THREAD * _threads()
 
 
 def _threads() -> int:
