@@ -33,6 +33,7 @@ from .kernels import METRICS, NAN_POLICIES
 from .lattice import TOPOLOGIES
 from .neighborhood import NEIGHBORHOODS
 from .persistence import existing_map, read_map, settings_key
+from .precision import PRECISIONS
 
 EXIT_CODES = """exit codes:
   0  success, or nothing to do (the run had already finished)
@@ -97,6 +98,13 @@ def _add_training_options(parser: argparse.ArgumentParser, size: str, epochs: in
         choices=NAN_POLICIES,
         default="raise",
         help="'raise': NaN or inf in the data is an error; 'ignore': NaN marks a missing value",
+    )
+    group.add_argument(
+        "--precision",
+        choices=tuple(PRECISIONS),
+        default="exact",
+        help="operands of the BMU search's product during training: 'exact', or rounded to "
+        "tf32, bfloat16 or float16 with float32 sums (GPU tensor cores; emulated on CPUs)",
     )
 
 
@@ -268,6 +276,7 @@ def _estimator(args: argparse.Namespace, **extra: Any) -> SOM:
         epochs=args.epochs,
         random_state=args.seed,
         nan_policy=args.nan_policy,
+        precision=args.precision,
         device="gpu" if getattr(args, "gpus", None) else args.device,
         # Progress comes from the command's own display, not the engine's log lines.
         verbose=False,

@@ -125,11 +125,13 @@ def epoch_sums(
     metric: str,
     check_finite: bool = False,
     nan_policy: str = "raise",
+    precision: str = "exact",
 ) -> PartialSums:
     """Partial sums of every chunk against ``weights``, added up by a tree reduction.
 
     ``check_finite`` looks for values the data may not hold (NaN and inf, or inf alone under
-    ``nan_policy="ignore"``, where NaN marks a missing value).
+    ``nan_policy="ignore"``, where NaN marks a missing value); ``precision`` rounds the BMU
+    search's product (:mod:`dasksom.precision`).
 
     The reduction order is fixed by chunk position, so the same chunking always gives
     bit-identical sums, whatever the scheduler or the order in which chunks finish.
@@ -143,7 +145,7 @@ def epoch_sums(
     # in the same order, so the result is bit-identical and the scheduler sees 8x fewer tasks.
     group = SPLIT_EVERY if _fuse(data, len(blocks)) else 1
     group_task = dask.delayed(_group_sums, pure=True)
-    settings = (metric, check_finite, nan_policy)
+    settings = (metric, check_finite, nan_policy, precision)
     parts = [
         group_task(shared_weights, settings, offsets[i : i + group], *blocks[i : i + group])
         for i in range(0, len(blocks), group)
@@ -160,9 +162,9 @@ def _group_sums(
     weights: np.ndarray, settings: tuple, offsets: list[int], *blocks: Any
 ) -> PartialSums:
     """Partial sums of consecutive chunks, added in order."""
-    metric, check_finite, nan_policy = settings
+    metric, check_finite, nan_policy, precision = settings
     parts = [
-        partial_sums(block, weights, metric, offset, check_finite, nan_policy)
+        partial_sums(block, weights, metric, offset, check_finite, nan_policy, precision)
         for block, offset in zip(blocks, offsets, strict=True)
     ]
     return _add(*parts)
@@ -246,6 +248,7 @@ def train(
     n_iter_no_change: int = 3,
     on_epoch_end: Callable[[TrainingState], None] | None = None,
     nan_policy: str = "raise",
+    precision: str = "exact",
 ) -> TrainingState:
     """Run the remaining epochs of ``state`` on ``data``; returns the updated state.
 
@@ -265,7 +268,7 @@ def train(
         started = time.perf_counter()
         sigma = float(state.sigmas[epoch])
         check_finite = epoch == 0 or nan_policy == "ignore"
-        sums = epoch_sums(data, state.weights, metric, check_finite, nan_policy)
+        sums = epoch_sums(data, state.weights, metric, check_finite, nan_policy, precision)
         sums.nonfinite.raise_if_any(data.shape[0])
         new_weights = update_weights(lattice, sums, state.weights, sigma, neighborhood)
         check_no_overflow(data, sums, new_weights)

@@ -24,6 +24,7 @@ from .kernels import (
     NAN_POLICIES,
     compute_dtype,
     evaluate_chunk,
+    get_metric,
     predict_chunk,
     to_host,
     transform_chunk,
@@ -31,6 +32,7 @@ from .kernels import (
 from .lattice import TOPOLOGIES, Lattice
 from .neighborhood import NEIGHBORHOODS
 from .persistence import existing_map, read_map, read_metadata, settings_key, write_map
+from .precision import PRECISIONS
 from .schedule import DECAYS, radius_schedule
 from .validation import (
     PATH,
@@ -188,6 +190,14 @@ class SOM:
         ``"gpu"`` moves every chunk to the GPU as a CuPy array (:func:`dasksom.gpu.to_device`)
         and the same kernels run there; a clear error says what is missing when CuPy or a GPU
         is not.  Chunks that already are CuPy arrays run on the GPU with ``"cpu"`` too.
+    precision : {"exact", "tf32", "bfloat16", "float16"}
+        Rounding of the operands of the BMU search's product during training
+        (:mod:`dasksom.precision`): ``"exact"`` multiplies in the data's compute type; the
+        others round both operands to TF32, bfloat16 or float16 and accumulate in float32,
+        which GPU tensor cores run several times faster.  Only the choice of BMU is affected:
+        sums, distances, predictions and quality measures stay exact.  On CPUs the narrow
+        formats are emulated (same rounding, no speed-up).  Product metrics only (euclidean,
+        cosine); float16 refuses values above 65504.
 
     Attributes
     ----------
@@ -222,6 +232,7 @@ class SOM:
         checkpoint: str | os.PathLike | None = None,
         nan_policy: str = "raise",
         device: str = "cpu",
+        precision: str = "exact",
     ) -> None:
         self.height = height
         self.width = width
@@ -242,6 +253,7 @@ class SOM:
         self.checkpoint = checkpoint
         self.nan_policy = nan_policy
         self.device = device
+        self.precision = precision
 
     _estimator_type = "clusterer"
 
@@ -270,6 +282,7 @@ class SOM:
         "checkpoint": [NoneValue(), PATH],
         "nan_policy": [Options(NAN_POLICIES)],
         "device": [Options(("cpu", "gpu"))],
+        "precision": [Options(PRECISIONS)],
     }
 
     @classmethod
@@ -308,6 +321,12 @@ class SOM:
         validate_params("SOM", self.get_params(), self._parameter_constraints)
         if isinstance(self.chunks, str) and self.chunks != "auto":
             _check_chunk_size(self.chunks)
+        if self.precision != "exact" and not get_metric(self.metric).uses_product:
+            raise ValueError(
+                f"precision={self.precision!r} rounds the operands of a product, and "
+                f"metric={self.metric!r} computes none; use precision='exact' with it, or a "
+                "product metric (euclidean, cosine)."
+            )
         lattice = Lattice(int(self.height), int(self.width), self.topology, bool(self.pbc))
         if n_features is not None:
             _check_map_fits_memory(lattice, n_features)
@@ -353,6 +372,7 @@ class SOM:
                 n_iter_no_change=self.n_iter_no_change,
                 on_epoch_end=self._checkpoint_writer(lattice, fingerprint),
                 nan_policy=self.nan_policy,
+                precision=self.precision,
             )
         self._set_fitted(lattice, state.weights, state.history)
         self.feature_names_in_ = _feature_names(X)
@@ -410,10 +430,13 @@ class SOM:
 
     def _check_checkpoint_settings(self, checkpoint: str | os.PathLike, saved_params: dict) -> None:
         settings = self._training_settings()
+        # A setting added since the checkpoint was written had its default then.
+        defaults = inspect.signature(type(self).__init__).parameters
         changed = sorted(
             name
             for name, value in settings.items()
-            if settings_key({name: saved_params.get(name)}) != settings_key({name: value})
+            if settings_key({name: saved_params.get(name, defaults[name].default)})
+            != settings_key({name: value})
         )
         if changed:
             raise ValueError(

@@ -13,6 +13,7 @@ imported, so it loads on machines without a GPU; there each function that needs 
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import time
@@ -46,6 +47,50 @@ DEVICE_BLOCK_ELEMENTS_MIN = kernels.SCORE_BLOCK_ELEMENTS
 ROW_ALIGNMENT = 256
 # "auto" RMM pool: this fraction of the device's memory to start, shared by its workers.
 AUTO_POOL_FRACTION = 0.5
+# Threads that search one row of scores in the fused kernel (a power of two).
+SEARCH_THREADS = 256
+
+# The BMU search's last step, fused: one thread block per row subtracts the offsets while it
+# reads the scores and keeps the best column, so the scores are read once and never rewritten.
+# Ties go to the lowest column, as numpy's argmax; ``columns`` holds ``n_cols`` for "none yet".
+BEST_COLUMNS_SOURCE = r"""
+template <typename T>
+__global__ void best_columns(const T* scores, const T* offsets, const long long n_cols,
+                             long long* out) {
+    __shared__ T values[SEARCH_THREADS];
+    __shared__ long long columns[SEARCH_THREADS];
+    const T* line = scores + blockIdx.x * n_cols;
+    T best = 0;
+    long long best_column = n_cols;
+    for (long long j = threadIdx.x; j < n_cols; j += SEARCH_THREADS) {
+        const T value = line[j] - offsets[j];
+        if (best_column == n_cols || value > best) {
+            best = value;
+            best_column = j;
+        }
+    }
+    values[threadIdx.x] = best;
+    columns[threadIdx.x] = best_column;
+    __syncthreads();
+    for (int stride = SEARCH_THREADS / 2; stride > 0; stride /= 2) {
+        if (threadIdx.x < stride) {
+            const T other = values[threadIdx.x + stride];
+            const long long other_column = columns[threadIdx.x + stride];
+            const long long mine = columns[threadIdx.x];
+            if (other_column != n_cols
+                && (mine == n_cols || other > values[threadIdx.x]
+                    || (other == values[threadIdx.x] && other_column < mine))) {
+                values[threadIdx.x] = other;
+                columns[threadIdx.x] = other_column;
+            }
+        }
+        __syncthreads();
+    }
+    if (threadIdx.x == 0) {
+        out[blockIdx.x] = columns[0];
+    }
+}
+"""
 
 
 class GPUUnavailableError(RuntimeError):
@@ -240,14 +285,50 @@ def block_rows(xp: Any, metric: kernels.Metric, n_nodes: int, n_features: int) -
     return device_block_rows(n_nodes, n_features, free_device_bytes(xp))
 
 
+@functools.cache
+def _best_columns_kernels(device_id: int) -> dict[str, Any]:
+    """The fused search compiled for float32 and float64 scores, once per device."""
+    cupy = require_gpu()
+    module = cupy.RawModule(
+        code=f"#define SEARCH_THREADS {SEARCH_THREADS}\n{BEST_COLUMNS_SOURCE}",
+        name_expressions=("best_columns<float>", "best_columns<double>"),
+    )
+    return {
+        "float32": module.get_function("best_columns<float>"),
+        "float64": module.get_function("best_columns<double>"),
+    }
+
+
+def best_columns(scores: Any, offsets: Any = None) -> Any:
+    """Column of the highest ``scores - offsets`` of every row of a CuPy ``(rows, M)`` array,
+    ties to the lowest column: :func:`dasksom.kernels.best_columns` on a GPU, in one kernel."""
+    cupy = require_gpu()
+    scores = cupy.ascontiguousarray(scores)
+    n_rows, n_cols = scores.shape
+    out = cupy.empty(n_rows, dtype=cupy.int64)
+    if n_rows == 0:
+        return out
+    if offsets is None:
+        offsets = cupy.zeros(n_cols, dtype=scores.dtype)
+    offsets = cupy.ascontiguousarray(offsets, dtype=scores.dtype)
+    kernel = _best_columns_kernels(cupy.cuda.Device().id)[scores.dtype.name]
+    kernel((n_rows,), (SEARCH_THREADS,), (scores, offsets, np.int64(n_cols), out))
+    return out
+
+
 def warm_up(
-    n_features: int, n_nodes: int, metric: str = "euclidean", dtype: Any = np.float32
+    n_features: int,
+    n_nodes: int,
+    metric: str = "euclidean",
+    dtype: Any = np.float32,
+    precision: str = "exact",
 ) -> float:
     """Compile and cache, in this process, the CuPy kernels that training runs; seconds taken.
 
-    Runs one chunk's partial sums (finite check, widening to the compute type, BMU search,
-    sums, counts, distances) and a prediction on a few random rows of ``dtype`` against
-    ``n_nodes`` random weights, so that the first epoch does not pay for compilation.  Report
+    Runs one chunk's partial sums (finite check, widening to the compute type, the product in
+    ``precision``, the fused search, sums, counts, distances) and a prediction on a few random
+    rows of ``dtype`` against ``n_nodes`` random weights, so that the first epoch does not pay
+    for compilation.  Report
     the time apart from epoch times.  On a cluster, run it on every worker
     (``client.run(warm_up, ...)``).
     """
@@ -257,7 +338,7 @@ def warm_up(
     rows = rng.random((ROW_ALIGNMENT, n_features)) * 100
     x = cupy.asarray(rows.astype(np.dtype(dtype)))
     weights = rng.random((n_nodes, n_features))
-    kernels.partial_sums(x, weights, metric).to_host()
+    kernels.partial_sums(x, weights, metric, precision=precision).to_host()
     kernels.to_host(kernels.predict_chunk(x, weights, metric))
     cupy.cuda.Device().synchronize()
     return time.perf_counter() - start

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from .lattice import NEIGHBOR_DISTANCE
+from .precision import PRECISIONS, Precision, get_precision
 
 # Elements of the per-block score matrix (rows x nodes): 8 MiB in float32 is big enough for BLAS
 # to run at full speed (measured: 1M to 8M elements within noise) and keeps chunk memory bounded.
@@ -58,15 +59,29 @@ def compute_dtype(dtype: Any) -> np.dtype:
     return np.dtype(np.float32)
 
 
-def _overflows_float32(x: Any, weights: np.ndarray) -> bool:
-    """Whether products and squared norms of these values could pass float32's largest value.
+def is_narrow(dtype: Any) -> bool:
+    """Whether data of ``dtype`` is kept as it is and widened one row block at a time.
+
+    Types narrower than float32 (uint8 pixels, int16, float16) hold far fewer bytes than their
+    float32 copy; the search widens each block to float32 as it uses it.
+    """
+    dtype = np.dtype(dtype)
+    return dtype.kind in "iuf" and dtype.itemsize < 4
+
+
+def float32_limit(n_features: int) -> float:
+    """The largest magnitude whose products and squared norms stay within float32.
 
     ``x . w`` and ``||w||^2`` stay below ``D * a^2`` for values of magnitude at most ``a``.
     """
-    limit = float(np.sqrt(np.finfo(np.float32).max / (4.0 * max(1, x.shape[1]))))
+    return float(np.sqrt(np.finfo(np.float32).max / (4.0 * max(1, n_features))))
+
+
+def largest_magnitude(x: Any, weights: Any) -> float:
+    """The largest absolute value of the chunk and of the weights."""
     # max and min rather than abs(): no temporary the size of the chunk.
     largest = max(float(x.max()), -float(x.min())) if x.size else 0.0
-    return largest > limit or float(np.abs(weights).max(initial=0.0)) > limit
+    return max(largest, float(np.abs(weights).max(initial=0.0)))
 
 
 @dataclass
@@ -75,18 +90,41 @@ class PreparedWeights:
 
     metric: Metric
     weights: Any  # (M, D), chunk's array module and compute dtype
-    scoring: Any  # what Metric.scores multiplies a row block with (None: not a product)
+    scoring: Any  # the product's right operand, (D, M) (None: the metric is not a product)
     offsets: Any  # (M,) subtracted from the product's scores, or None
+    precision: Precision = PRECISIONS["exact"]
 
     @classmethod
-    def build(cls, weights: Any, metric: str, xp: Any, dtype: Any) -> PreparedWeights:
-        """Weights ``(M, D)`` in the array module ``xp`` and float type ``dtype``."""
-        found = get_metric(metric)
-        return found.prepare(xp.asarray(weights, dtype=dtype), xp)
+    def build(
+        cls, weights: Any, metric: str, xp: Any, dtype: Any, precision: str = "exact"
+    ) -> PreparedWeights:
+        """Weights ``(M, D)`` in the array module ``xp`` and float type ``dtype``, with the
+        product's operand rounded to ``precision`` (a name in :data:`PRECISIONS`)."""
+        prepared = get_metric(metric).prepare(xp.asarray(weights, dtype=dtype), xp)
+        chosen = get_precision(precision)
+        if chosen.exact or prepared.scoring is None:
+            return prepared
+        product_dtype = chosen.product_dtype(dtype)
+        offsets = prepared.offsets
+        return cls(
+            prepared.metric,
+            prepared.weights,
+            chosen.operand(prepared.scoring),
+            None if offsets is None else offsets.astype(product_dtype),
+            chosen,
+        )
 
     @property
     def n_nodes(self) -> int:
         return self.weights.shape[0]
+
+    def widen(self, block: Any) -> Any:
+        """A row block of the data in the compute dtype (a no-op unless stored narrow)."""
+        return block.astype(self.weights.dtype, copy=False)
+
+    def product(self, block: Any) -> Any:
+        """``block @ scoring`` in the chosen precision: ``(rows, M)`` scores before offsets."""
+        return self.precision.matmul(self.precision.operand(block), self.scoring)
 
 
 class Metric:
@@ -97,6 +135,8 @@ class Metric:
     """
 
     name: str
+    # Whether scores come from a product (the part that a narrower precision speeds up).
+    uses_product = True
 
     def prepare(self, weights: Any, xp: Any) -> PreparedWeights:
         """The weights in the form :meth:`scores` needs (computed once per chunk)."""
@@ -109,6 +149,14 @@ class Metric:
         missing ones are zero in ``block`` and take no part in the distance.
         """
         raise NotImplementedError
+
+    def search_scores(self, block: Any, prepared: PreparedWeights, mask: Any = None) -> Any:
+        """``(scores, offsets)``: the BMU of a row is the column of its highest
+        ``scores - offsets`` (offsets None: of its highest score).
+
+        Kept apart so that a GPU subtracts and searches in one pass over the scores.
+        """
+        return self.scores(block, prepared, mask), None
 
     def distances(self, block: Any, scores: Any) -> Any:
         """``(rows, M)`` distances of a row block from its :meth:`scores`."""
@@ -129,13 +177,18 @@ class Euclidean(Metric):
         return PreparedWeights(self, weights, xp.ascontiguousarray(weights.T), offsets)
 
     def scores(self, block: Any, prepared: PreparedWeights, mask: Any = None) -> Any:
-        scores = block @ prepared.scoring
+        scores = prepared.product(block)
         if mask is None:
             scores -= prepared.offsets
         else:
             w = prepared.weights
             scores -= 0.5 * (mask.astype(block.dtype) @ (w * w).T)
         return scores
+
+    def search_scores(self, block: Any, prepared: PreparedWeights, mask: Any = None) -> Any:
+        if mask is None:
+            return prepared.product(block), prepared.offsets
+        return self.scores(block, prepared, mask), None
 
     def distances(self, block: Any, scores: Any) -> Any:
         xp = array_module(block)
@@ -156,7 +209,7 @@ class Cosine(Metric):
 
     def scores(self, block: Any, prepared: PreparedWeights, mask: Any = None) -> Any:
         if mask is None:
-            return block @ prepared.scoring
+            return prepared.product(block)
         xp = array_module(block)
         w = prepared.weights
         norms = xp.sqrt(mask.astype(block.dtype) @ (w * w).T)
@@ -172,6 +225,7 @@ class Manhattan(Metric):
     """``sum |x - w|``, over a bounded ``rows x nodes x features`` difference tensor."""
 
     name = "manhattan"
+    uses_product = False
 
     def prepare(self, weights: Any, xp: Any) -> PreparedWeights:
         return PreparedWeights(self, weights, None, None)
@@ -215,25 +269,35 @@ def check_nan_policy(nan_policy: str) -> None:
 
 
 def prepare(
-    chunk: Any, weights: Any, metric: str, nan_policy: str = "raise"
+    chunk: Any, weights: Any, metric: str, nan_policy: str = "raise", precision: str = "exact"
 ) -> tuple[Any, Any, PreparedWeights]:
     """A chunk made ready for the search: ``(x, mask, prepared weights)``.
 
-    ``x`` is the chunk in its compute dtype (float64 where float32 could overflow), with
-    missing values (NaN, under ``nan_policy="ignore"``) set to zero; ``mask`` marks the observed
-    values, or is None when the chunk misses none.
+    ``x`` is the chunk in its compute dtype (float64 where float32 could overflow), or as it is
+    when stored narrow (:func:`is_narrow`; blocks are widened by :meth:`PreparedWeights.widen`),
+    with missing values (NaN, under ``nan_policy="ignore"``) set to zero; ``mask`` marks the
+    observed values, or is None when the chunk misses none.  ``precision`` (a name in
+    :data:`PRECISIONS`) rounds the search's product; values it cannot hold are refused.
     """
     xp = array_module(chunk)
-    x = xp.asarray(chunk, dtype=compute_dtype(chunk.dtype))
+    dtype = compute_dtype(chunk.dtype)
+    x = chunk if is_narrow(chunk.dtype) else xp.asarray(chunk, dtype=dtype)
     mask = None
     if nan_policy == "ignore" and x.dtype.kind == "f":
         missing = xp.isnan(x)
         if missing.any():
             mask = ~missing
             x = xp.where(mask, x, 0)
-    if x.dtype == np.float32 and _overflows_float32(x, weights):
-        x = x.astype(np.float64)
-    return x, mask, PreparedWeights.build(weights, metric, xp, x.dtype)
+    chosen = get_precision(precision)
+    if dtype == np.float32 or not chosen.exact:
+        largest = largest_magnitude(x, weights)
+        limit = float32_limit(x.shape[1])
+        if not chosen.exact:
+            chosen.check_range(largest, limit)
+        elif largest > limit:
+            dtype = np.dtype(np.float64)
+            x = x.astype(dtype)
+    return x, mask, PreparedWeights.build(weights, metric, xp, dtype, precision)
 
 
 def _rows_per_block(xp: Any, metric: Metric, n_nodes: int, n_features: int) -> int:
@@ -276,18 +340,37 @@ def best_matching_units(
     step = _rows_per_block(xp, metric, prepared.n_nodes, x.shape[1])
     for start in range(0, n_rows, step):
         part = slice(start, start + step)
-        scores = metric.scores(x[part], prepared, None if mask is None else mask[part])
+        block = prepared.widen(x[part])
+        observed = None if mask is None else mask[part]
+        if runner_up is None:
+            best[part] = best_columns(*metric.search_scores(block, prepared, observed))
+            continue
+        scores = metric.scores(block, prepared, observed)
         top = xp.argmax(scores, axis=1)
         best[part] = top
-        if runner_up is not None:
-            scores[xp.arange(scores.shape[0]), top] = -xp.inf
-            runner_up[part] = xp.argmax(scores, axis=1)
+        scores[xp.arange(scores.shape[0]), top] = -xp.inf
+        runner_up[part] = xp.argmax(scores, axis=1)
     if mask is not None:
         empty = ~observed_rows(mask)
         best[empty] = -1
         if runner_up is not None:
             runner_up[empty] = -1
     return (best, runner_up) if second else best
+
+
+def best_columns(scores: Any, offsets: Any = None) -> Any:
+    """Column of the highest ``scores - offsets`` in every row; ties go to the lowest column.
+
+    ``scores`` may be overwritten.  On a GPU one fused kernel subtracts and searches in a
+    single pass over the scores (:func:`dasksom.gpu.best_columns`).
+    """
+    if array_module(scores) is not np:
+        from .gpu import best_columns as best_columns_on_device
+
+        return best_columns_on_device(scores, offsets)
+    if offsets is not None:
+        scores -= offsets
+    return scores.argmax(axis=1)
 
 
 def node_distances(x: Any, prepared: PreparedWeights, mask: Any = None) -> Any:
@@ -297,12 +380,12 @@ def node_distances(x: Any, prepared: PreparedWeights, mask: Any = None) -> Any:
     ``transform``: the result grows with the rows, so callers take it per chunk.
     """
     xp = array_module(x)
-    out = xp.empty((x.shape[0], prepared.n_nodes), dtype=x.dtype)
+    out = xp.empty((x.shape[0], prepared.n_nodes), dtype=prepared.weights.dtype)
     metric = prepared.metric
     step = _rows_per_block(xp, metric, prepared.n_nodes, x.shape[1])
     for start in range(0, x.shape[0], step):
         part = slice(start, start + step)
-        block = x[part]
+        block = prepared.widen(x[part])
         scores = metric.scores(block, prepared, None if mask is None else mask[part])
         out[part] = metric.distances(block, scores)
     if mask is not None:
@@ -310,12 +393,28 @@ def node_distances(x: Any, prepared: PreparedWeights, mask: Any = None) -> Any:
     return out
 
 
-def sum_rows_by_index(x: Any, index: Any, n_groups: int) -> Any:
+def sum_rows_by_index(x: Any, index: Any, n_groups: int, dtype: Any = None) -> Any:
     """``out[k] = sum of x[i] with index[i] == k``, shape ``(n_groups, D)``, in O(n x D).
 
-    Sums accumulate in ``x``'s float type (the chunk's compute dtype) and come back as float64,
-    the type in which chunks are then added up.
+    Sums accumulate in ``dtype`` (the chunk's compute dtype; ``x``'s own type by default) and
+    come back as float64, the type in which chunks are then added up.  Data stored narrow is
+    widened one row block at a time.  The sum is a product with the sparse one-hot matrix of
+    ``index``: deterministic, with no atomic additions on a GPU.
     """
+    dtype = np.dtype(dtype or x.dtype)
+    if x.dtype == dtype:
+        return _one_hot_product(x, index, n_groups)
+    xp = array_module(x)
+    out = xp.zeros((n_groups, x.shape[1]), dtype=np.float64)
+    step = max(1, SCORE_BLOCK_ELEMENTS // max(1, x.shape[1]))
+    for start in range(0, x.shape[0], step):
+        part = slice(start, start + step)
+        out += _one_hot_product(x[part].astype(dtype), index[part], n_groups)
+    return out
+
+
+def _one_hot_product(x: Any, index: Any, n_groups: int) -> Any:
+    """``onehot(index) @ x`` as float64, the one-hot matrix ``(n_groups, n)`` kept sparse."""
     xp = array_module(x)
     n_rows = x.shape[0]
     if xp is np:
@@ -325,11 +424,15 @@ def sum_rows_by_index(x: Any, index: Any, n_groups: int) -> Any:
         ones = np.ones(n_rows, dtype=x.dtype)
         onehot = scipy.sparse.csc_matrix((ones, index, np.arange(n_rows + 1)), (n_groups, n_rows))
         return np.asarray(onehot @ x, dtype=np.float64)
-    import cupyx
+    import cupyx.scipy.sparse
 
-    out = xp.zeros((n_groups, x.shape[1]), dtype=x.dtype)
-    cupyx.scatter_add(out, index, x)
-    return out.astype(xp.float64)
+    # Row k of the CSR matrix lists the rows with index k: a stable sort gives them in order.
+    columns = xp.argsort(index).astype(xp.int32)
+    row_starts = xp.zeros(n_groups + 1, dtype=xp.int32)
+    xp.cumsum(xp.bincount(index, minlength=n_groups), out=row_starts[1:])
+    ones = xp.ones(n_rows, dtype=x.dtype)
+    onehot = cupyx.scipy.sparse.csr_matrix((ones, columns, row_starts), shape=(n_groups, n_rows))
+    return (onehot @ x).astype(xp.float64)
 
 
 @dataclass
@@ -438,7 +541,7 @@ def bmu_distances(x: Any, weights: Any, bmu: Any, mask: Any = None) -> Any:
     the differences never hold more than a block of the chunk.
     """
     xp = array_module(x)
-    out = xp.empty(x.shape[0], dtype=x.dtype)
+    out = xp.empty(x.shape[0], dtype=weights.dtype)
     step = max(1, SCORE_BLOCK_ELEMENTS // max(1, x.shape[1]))
     for start in range(0, x.shape[0], step):
         part = slice(start, start + step)
@@ -457,6 +560,7 @@ def partial_sums(
     row_offset: int = 0,
     check_finite: bool = True,
     nan_policy: str = "raise",
+    precision: str = "exact",
 ) -> PartialSums:
     """Batch-SOM partial sums of one chunk against the epoch's weights.
 
@@ -469,6 +573,7 @@ def partial_sums(
     check_finite : look for values the data may not hold first; a chunk that has any sums
         nothing
     nan_policy : "raise" (NaN is an error) or "ignore" (NaN is a missing value)
+    precision : a name in :data:`PRECISIONS`, the rounding of the BMU search's product
 
     Returns
     -------
@@ -483,17 +588,18 @@ def partial_sums(
             return PartialSums(
                 xp.zeros((n_nodes, n_features), dtype=xp.float64), zeros, zeros, 0, nonfinite
             )
-    x, mask, prepared = prepare(chunk, weights, metric, nan_policy)
+    x, mask, prepared = prepare(chunk, weights, metric, nan_policy, precision)
     bmu = best_matching_units(x, prepared, mask=mask)
+    dtype = prepared.weights.dtype
     feature_counts, without_values = None, 0
     if mask is not None:
         keep = xp.flatnonzero(bmu >= 0)
         without_values = int(x.shape[0] - keep.shape[0])
         x, mask, bmu = x[keep], mask[keep], bmu[keep]
-        feature_counts = sum_rows_by_index(mask.astype(x.dtype), bmu, n_nodes)
+        feature_counts = sum_rows_by_index(mask.astype(dtype), bmu, n_nodes)
     distances = bmu_distances(x, prepared.weights, bmu, mask).astype(xp.float64)
     return PartialSums(
-        sum_rows_by_index(x, bmu, n_nodes),
+        sum_rows_by_index(x, bmu, n_nodes, dtype),
         xp.bincount(bmu, minlength=n_nodes).astype(xp.float64),
         xp.bincount(bmu, weights=distances, minlength=n_nodes),
         int(x.shape[0]),

@@ -31,6 +31,7 @@ from .kernels import get_metric, to_host
 from .lattice import Lattice
 from .neighborhood import get_neighborhood
 from .online import train_online
+from .precision import get_precision
 from .simpsom_format import read_simpsom_map, write_simpsom_map
 
 if TYPE_CHECKING:
@@ -109,6 +110,9 @@ class SOMNet:
     output_path : str
         Folder that ``save_map``, ``project_onto_map``, ``cluster`` and the plots with
         ``print_out=True`` write into.
+    precision : {"exact", "tf32", "bfloat16", "float16"}
+        dasksom's own: rounding of the BMU search's product in batch training (see
+        :class:`dasksom.SOM`); narrow formats let a GPU's tensor cores do the work.
 
     Attributes
     ----------
@@ -140,6 +144,7 @@ class SOMNet:
         random_seed: int | None = None,
         debug: bool = False,
         output_path: str | os.PathLike = "./",
+        precision: str = "exact",
     ) -> None:
         self.metric = _lower(metric, "metric")
         get_metric(self.metric)
@@ -152,6 +157,7 @@ class SOMNet:
                 "an array of starting weights."
             )
         self.random_seed = random_seed
+        self.precision = get_precision(precision).name
         self.GPU = bool(GPU)
         self.debug = bool(debug)
         self.output_path = output_path
@@ -251,6 +257,7 @@ class SOMNet:
             tol=tol,
             n_iter_no_change=n_iter_no_change,
             verbose=self.debug,
+            precision=self.precision,
         )
 
     def _fitted_som(

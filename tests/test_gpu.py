@@ -319,3 +319,63 @@ def test_two_workers_on_one_gpu_give_the_map_of_one(monkeypatch):
         with LocalCluster(host="127.0.0.1", **options) as cluster, Client(cluster):
             maps.append(fit_map(gpu.to_device(da.from_array(x, chunks=(250, 16)))))
     assert_float32_close(maps[1], maps[0])
+
+
+@requires_gpu
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fused_search_is_numpys_argmax_with_ties_to_the_lowest_column(dtype):
+    rng = np.random.default_rng(2)
+    scores = rng.integers(0, 4, size=(3000, 700)).astype(dtype)  # many ties
+    offsets = rng.integers(0, 2, size=700).astype(dtype)
+    expected = (scores - offsets).argmax(axis=1)
+    found = gpu.best_columns(cupy.asarray(scores), cupy.asarray(offsets))
+    np.testing.assert_array_equal(found.get(), expected)
+    plain = gpu.best_columns(cupy.asarray(scores[:, :3]))
+    np.testing.assert_array_equal(plain.get(), scores[:, :3].argmax(axis=1))
+
+
+@requires_gpu
+@pytest.mark.parametrize("precision", ["exact", "tf32", "bfloat16", "float16"])
+def test_device_products_round_as_the_cpu_emulation(precision):
+    from dasksom.kernels import PreparedWeights
+
+    rng = np.random.default_rng(3)
+    x, w = rng.random((1000, 40)).astype(np.float32), rng.random((50, 40))
+    on_cpu = PreparedWeights.build(w, "euclidean", np, np.float32, precision).product(x)
+    prepared = PreparedWeights.build(w, "euclidean", cupy, np.float32, precision)
+    on_gpu = prepared.product(cupy.asarray(x)).get()
+    assert on_gpu.dtype == np.float32
+    scale = np.abs(x) @ np.abs(w.T)
+    # tf32 operands are rounded by the tensor cores (maybe truncated), the others by dasksom.
+    slack = 2 * 2.0**-10 if precision == "tf32" else 1e-5
+    assert np.all(np.abs(on_gpu - on_cpu) <= slack * scale)
+
+
+@requires_gpu
+def test_sums_on_the_gpu_are_deterministic(problem):
+    x, w = problem
+    chunk = cupy.asarray(x.astype(np.float32))
+    first, second = (partial_sums(chunk, w, "euclidean").to_host() for _ in range(2))
+    np.testing.assert_array_equal(first.sums, second.sums)
+
+
+@requires_gpu
+@pytest.mark.parametrize("precision", ["tf32", "bfloat16", "float16"])
+def test_each_precision_on_the_gpu_trains_as_well_as_exact(precision):
+    x = float32_problem()
+    data = gpu.to_device(da.from_array(x, chunks=(500, 16)))
+
+    def error(chosen: str) -> float:
+        som = SOM(6, 6, init="pca", epochs=3, random_state=0, precision=chosen).fit(data)
+        return som.quality(x)["quantization_error"]
+
+    assert error(precision) <= 1.01 * error("exact")
+
+
+@requires_gpu
+def test_narrow_storage_on_the_gpu_trains_the_float32_map():
+    rng = np.random.default_rng(4)
+    pixels = rng.integers(0, 256, size=(2000, 16)).astype(np.uint8)
+    data = da.from_array(pixels, chunks=(500, 16))
+    narrow = fit_map(gpu.to_device(data, storage_dtype=np.uint8))
+    assert_float32_close(narrow, fit_map(data.astype(np.float32)))

@@ -148,3 +148,43 @@ def test_a_metric_added_to_the_table_is_used_by_fit_predict_and_transform(monkey
 def test_an_unknown_metric_is_refused_naming_the_choices():
     with pytest.raises(ValueError, match="Unknown metric 'chebyshev'; choose one of euclidean"):
         kernels.get_metric("chebyshev")
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int16, np.float16])
+def test_narrow_data_stays_narrow_until_a_block_is_used(dtype):
+    chunk = np.arange(24).reshape(6, 4).astype(dtype)
+    x, _, prepared = kernels.prepare(chunk, np.ones((3, 4)), "euclidean")
+    assert x.dtype == dtype
+    assert prepared.weights.dtype == np.float32
+
+
+@pytest.mark.parametrize("metric", METRICS)
+@pytest.mark.parametrize("dtype", [np.uint8, np.int16, np.float16])
+def test_narrow_data_gives_what_its_float32_copy_gives(metric, dtype, monkeypatch):
+    rng = np.random.default_rng(5)
+    chunk = rng.integers(0, 200, size=(300, 7)).astype(dtype)
+    weights = rng.uniform(0, 200, size=(10, 7))
+    wide = chunk.astype(np.float32)
+    monkeypatch.setattr(kernels, "SCORE_BLOCK_ELEMENTS", 64)  # several blocks per chunk
+    narrow_sums, wide_sums = (partial_sums(c, weights, metric) for c in (chunk, wide))
+    np.testing.assert_array_equal(narrow_sums.sums, wide_sums.sums)
+    np.testing.assert_array_equal(narrow_sums.counts, wide_sums.counts)
+    np.testing.assert_allclose(narrow_sums.distances, wide_sums.distances, rtol=1e-6)
+    np.testing.assert_allclose(
+        kernels.transform_chunk(chunk, weights, metric),
+        kernels.transform_chunk(wide, weights, metric),
+        rtol=1e-6,
+    )
+
+
+def test_narrow_data_with_missing_values_gives_what_its_float32_copy_gives():
+    rng = np.random.default_rng(6)
+    chunk = rng.integers(0, 100, size=(200, 5)).astype(np.float16)
+    chunk[rng.random(chunk.shape) < 0.2] = np.nan
+    weights = rng.uniform(0, 100, size=(8, 5))
+    narrow, wide = (
+        partial_sums(c, weights, "euclidean", nan_policy="ignore")
+        for c in (chunk, chunk.astype(np.float32))
+    )
+    np.testing.assert_array_equal(narrow.sums, wide.sums)
+    np.testing.assert_array_equal(narrow.feature_counts, wide.feature_counts)
