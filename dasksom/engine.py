@@ -22,9 +22,9 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from .history import EarlyStopping, epoch_record
-from .kernels import PartialSums, partial_sums
+from .kernels import PartialSums, array_module, partial_sums, to_host
 from .lattice import Lattice
-from .neighborhood import smooth
+from .neighborhood import DENSE_MAX_NODES, smooth
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -187,25 +187,46 @@ def _threads() -> int:
 
 
 def update_weights(
-    lattice: Lattice, sums: PartialSums, weights: np.ndarray, sigma: float, neighborhood: str
+    lattice: Lattice,
+    sums: PartialSums,
+    weights: np.ndarray,
+    sigma: float,
+    neighborhood: str,
+    xp: Any = np,
 ) -> np.ndarray:
     """``W_new = (H @ S) / (H @ n)``, keeping ``W`` where the denominator is not positive.
 
     With missing values the counts are per feature, ``n[k, d]``, and so is the division:
-    ``W[k, d] = sum_j h_kj S_jd / sum_j h_kj n_jd``.
+    ``W[k, d] = sum_j h_kj S_jd / sum_j h_kj n_jd``.  The smoothing ``H @ [S n]`` runs in the
+    array module ``xp`` (CuPy: on this process's GPU); the weights come back as NumPy.
     """
     n_features = weights.shape[1]
     if sums.feature_counts is None:
         counts = sums.counts[:, None]
     else:
         counts = sums.feature_counts
-    smoothed = smooth(lattice, np.column_stack([sums.sums, counts]), sigma, neighborhood)
+    stacked = xp.asarray(np.column_stack([sums.sums, counts]))
+    smoothed = to_host(smooth(lattice, stacked, sigma, neighborhood))
     numerator, denominator = smoothed[:, :n_features], smoothed[:, n_features:]
     denominator = np.broadcast_to(denominator, numerator.shape)
     updated = weights.copy()
     ok = denominator > 0
     updated[ok] = numerator[ok] / denominator[ok]
     return updated
+
+
+def _smoothing_module(data: da.Array, lattice: Lattice) -> Any:
+    """Where the epoch's ``H @ S`` runs: on this process's GPU for a large map trained on GPU
+    chunks (when this process sees a GPU), else with NumPy."""
+    if array_module(data._meta) is np or lattice.n_nodes <= DENSE_MAX_NODES:
+        return np
+    from .gpu import GPUUnavailableError, require_gpu
+
+    try:
+        return require_gpu()
+    except GPUUnavailableError as error:
+        logger.info("the neighbourhood sums run on the CPU: %s", error)
+        return np
 
 
 def check_no_overflow(data: da.Array, sums: PartialSums, weights: np.ndarray) -> None:
@@ -262,6 +283,7 @@ def train(
     """
     n_epochs = len(state.sigmas)
     stopper = EarlyStopping.resumed(tol, n_iter_no_change, state.history)
+    smoothing_module = _smoothing_module(data, lattice)
     for epoch in range(state.epochs_done, n_epochs):
         if stopper.should_stop:
             break
@@ -270,7 +292,9 @@ def train(
         check_finite = epoch == 0 or nan_policy == "ignore"
         sums = epoch_sums(data, state.weights, metric, check_finite, nan_policy, precision)
         sums.nonfinite.raise_if_any(data.shape[0])
-        new_weights = update_weights(lattice, sums, state.weights, sigma, neighborhood)
+        new_weights = update_weights(
+            lattice, sums, state.weights, sigma, neighborhood, smoothing_module
+        )
         check_no_overflow(data, sums, new_weights)
         difference = float(np.abs(new_weights - state.weights).mean())
         state.weights = new_weights

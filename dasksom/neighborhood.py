@@ -21,9 +21,11 @@ from __future__ import annotations
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
+from .kernels import array_module
 from .lattice import Lattice
 
 # Relative slack of the bubble's edge: a rounding error, not a change of radius.
@@ -134,25 +136,26 @@ def neighborhood_matrix(lattice: Lattice, sigma: float, kind: str) -> np.ndarray
     return neighborhood_weights(lattice.distance_matrix(), sigma, kind)
 
 
-def smooth(lattice: Lattice, values: np.ndarray, sigma: float, kind: str) -> np.ndarray:
+def smooth(lattice: Lattice, values: Any, sigma: float, kind: str) -> Any:
     """``H @ values`` for ``values`` of shape ``(M, K)`` (or ``(M,)``), in float64.
 
     Maps of up to :data:`DENSE_MAX_NODES` nodes use the dense matrix, larger ones
-    :func:`structured_smooth`, which needs memory of the order of ``values`` only.
+    :func:`structured_smooth`, which needs memory of the order of ``values`` only.  NumPy
+    values give a NumPy result, CuPy values a CuPy one, computed on their GPU.
     """
     if lattice.n_nodes <= DENSE_MAX_NODES:
         _check_values(lattice, values)
-        return neighborhood_matrix(lattice, sigma, kind) @ values
+        return array_module(values).asarray(neighborhood_matrix(lattice, sigma, kind)) @ values
     return structured_smooth(lattice, values, sigma, kind)
 
 
-def structured_smooth(lattice: Lattice, values: np.ndarray, sigma: float, kind: str) -> np.ndarray:
+def structured_smooth(lattice: Lattice, values: Any, sigma: float, kind: str) -> Any:
     """``H @ values`` without building ``H``, from the lattice's row-and-column structure.
 
     Parameters
     ----------
     lattice : Lattice
-    values : array of shape (M, K) or (M,)
+    values : array of shape (M, K) or (M,), NumPy or CuPy
         One row per node, in node order ``k = r * width + c``.
     sigma : float
         Neighbourhood radius.
@@ -160,27 +163,29 @@ def structured_smooth(lattice: Lattice, values: np.ndarray, sigma: float, kind: 
 
     Returns
     -------
-    numpy.ndarray of float64, shaped like ``values``
+    array of float64 in the module of ``values``, shaped like ``values``
         Equal to ``neighborhood_matrix(lattice, sigma, kind) @ values`` up to rounding; the
         ``bubble`` neighbourhood decides membership with the same floating-point expression
         as the dense matrix.  Cost ``O(H W^2 K + H^2 W K)``.
     """
     neighborhood = get_neighborhood(kind)
     _check_values(lattice, values)
-    values = np.asarray(values)
+    xp = array_module(values)
+    values = xp.asarray(values)
     flat = values.reshape(lattice.n_nodes, -1)
     height, width = lattice.height, lattice.width
     n_columns = flat.shape[1]
-    out = np.zeros((height, width, n_columns))
+    out = xp.zeros((height, width, n_columns))
     grid = flat.reshape(height, width, n_columns)
     smoother = neighborhood.structured(lattice, _Geometry.of(lattice), sigma)
-    step = smoother.block_columns(lattice)
+    # A GPU takes every column at once; CPUs take cache-sized blocks on their threads.
+    step = smoother.block_columns(lattice) if xp is np else max(1, n_columns)
 
     def smooth_block(start: int) -> None:
-        block = np.ascontiguousarray(grid[:, :, start : start + step], dtype=np.float64)
+        block = xp.ascontiguousarray(grid[:, :, start : start + step], dtype=np.float64)
         out[:, :, start : start + step] = smoother.apply(block)
 
-    with ThreadPoolExecutor(smoother.threads) as pool:
+    with ThreadPoolExecutor(smoother.threads if xp is np else 1) as pool:
         list(pool.map(smooth_block, range(0, n_columns, step)))
     return out.reshape(values.shape)
 
@@ -260,15 +265,16 @@ class _RowBlockSums(_StructuredSums):
         self.neighborhood = neighborhood
         self.sigma = sigma
 
-    def apply(self, block: np.ndarray) -> np.ndarray:
+    def apply(self, block: Any) -> Any:
+        xp = array_module(block)
         n_nodes = self.lattice.n_nodes
         flat = block.reshape(n_nodes, -1)
-        out = np.empty_like(flat)
+        out = xp.empty_like(flat)
         step = max(1, BLOCK_ELEMENTS // n_nodes)
         for start in range(0, n_nodes, step):
             nodes = np.arange(start, min(start + step, n_nodes))
             rows = self.neighborhood.weights(self.lattice.distances_from(nodes), self.sigma)
-            out[start : start + len(nodes)] = rows @ flat
+            out[start : start + len(nodes)] = xp.asarray(rows) @ flat
         return out.reshape(block.shape)
 
 
@@ -283,15 +289,17 @@ class _SeparableSums(_StructuredSums):
         self.geometry = geometry
         self.terms = terms
 
-    def apply(self, block: np.ndarray) -> np.ndarray:
+    def apply(self, block: Any) -> Any:
+        xp = array_module(block)
         height, width, n_columns = block.shape
-        class_rows = self.geometry.class_rows
-        out = np.zeros_like(block)
-        along_columns = np.empty_like(block)
-        for kx, ky in self.terms:
+        class_rows = [_on(xp, rows) for rows in self.geometry.class_rows]
+        out = xp.zeros_like(block)
+        along_columns = xp.empty_like(block)
+        for kx_host, ky_host in self.terms:
+            kx, ky = xp.asarray(kx_host), xp.asarray(ky_host)
             for target, target_rows in enumerate(class_rows):
                 for source, source_rows in enumerate(class_rows):
-                    along_columns[source_rows] = np.matmul(kx[target, source], block[source_rows])
+                    along_columns[source_rows] = xp.matmul(kx[target, source], block[source_rows])
                 along_rows = ky[target_rows] @ along_columns.reshape(height, -1)
                 out[target_rows] += along_rows.reshape(-1, width, n_columns)
         return out
@@ -357,35 +365,43 @@ class _BubbleSums(_StructuredSums):
             groups.append((int(shift), int(first), _rows_index(rows), int(size)))
         return groups
 
-    def _extended_prefix(self, block: np.ndarray) -> np.ndarray:
+    def _extended_prefix(self, block: Any) -> Any:
         """``C[:, W + i]`` = sum of the values in columns ``c < i`` of each row, ``-W <= i <= 2W``.
 
         Without periodic boundaries columns outside the map hold nothing (C is clamped); on a
         torus column ``c`` is column ``c mod W`` (C grows by the row total every period).
         """
+        xp = array_module(block)
         height, width, n_columns = block.shape
-        prefix = np.zeros((height, width + 1, n_columns))
-        np.cumsum(block, axis=1, out=prefix[:, 1:])
+        prefix = xp.zeros((height, width + 1, n_columns))
+        xp.cumsum(block, axis=1, out=prefix[:, 1:])
         index = np.arange(-width, 2 * width + 1)
-        # np.take keeps the result C-ordered; fancy indexing would put the rows innermost.
+        # take keeps the result C-ordered; fancy indexing would put the rows innermost.
         if not self.pbc:
-            return np.take(prefix, np.clip(index, 0, width), axis=1)
-        extended = np.take(prefix, index % width, axis=1)
-        extended += (index // width).astype(float)[None, :, None] * prefix[:, width, None]
+            return xp.take(prefix, xp.asarray(np.clip(index, 0, width)), axis=1)
+        extended = xp.take(prefix, xp.asarray(index % width), axis=1)
+        periods = xp.asarray((index // width).astype(float))
+        extended += periods[None, :, None] * prefix[:, width, None]
         return extended
 
-    def apply(self, block: np.ndarray) -> np.ndarray:
+    def apply(self, block: Any) -> Any:
+        xp = array_module(block)
         height, width, n_columns = block.shape
         extended = self._extended_prefix(block)
         totals = extended[:, 2 * width]
-        out = np.repeat((self.full @ totals)[:, None, :], width, axis=1)
+        out = xp.repeat((xp.asarray(self.full) @ totals)[:, None, :], width, axis=1)
         for shift, lo, rows, length in self.groups:
             sources = rows + shift if isinstance(rows, np.ndarray) else _shift(rows, shift)
             start = width + lo
-            upper = extended[sources, start + length : start + length + width]
-            lower = extended[sources, start : start + width]
-            out[rows] += upper - lower
+            upper = extended[_on(xp, sources), start + length : start + length + width]
+            lower = extended[_on(xp, sources), start : start + width]
+            out[_on(xp, rows)] += upper - lower
         return out
+
+
+def _on(xp: Any, rows: slice | np.ndarray) -> Any:
+    """A row index for arrays of module ``xp``: slices as they are, index arrays moved there."""
+    return rows if isinstance(rows, slice) else xp.asarray(rows)
 
 
 def _shift(rows: slice, shift: int) -> slice:

@@ -379,3 +379,31 @@ def test_narrow_storage_on_the_gpu_trains_the_float32_map():
     data = da.from_array(pixels, chunks=(500, 16))
     narrow = fit_map(gpu.to_device(data, storage_dtype=np.uint8))
     assert_float32_close(narrow, fit_map(data.astype(np.float32)))
+
+
+@requires_gpu
+@pytest.mark.parametrize("kind", ["gaussian", "bubble", "mexican_hat"])
+@pytest.mark.parametrize("topology", ["square", "hexagonal"])
+@pytest.mark.parametrize("pbc", [False, True])
+def test_large_map_smoothing_on_the_gpu_equals_the_cpus(kind, topology, pbc):
+    from dasksom.lattice import Lattice
+    from dasksom.neighborhood import structured_smooth
+
+    lattice = Lattice(40, 30, topology, pbc)
+    values = np.random.default_rng(5).random((lattice.n_nodes, 7))
+    on_gpu = structured_smooth(lattice, cupy.asarray(values), 4.0, kind)
+    assert isinstance(on_gpu, cupy.ndarray)
+    expected = structured_smooth(lattice, values, 4.0, kind)
+    np.testing.assert_allclose(on_gpu.get(), expected, rtol=1e-10, atol=1e-10)
+
+
+@requires_gpu
+def test_a_large_map_on_gpu_chunks_smooths_on_the_gpu_and_gives_the_cpu_map():
+    from dasksom import engine
+
+    x = float32_problem()
+    data = gpu.to_device(da.from_array(x, chunks=(500, 16)))
+    assert engine._smoothing_module(data, SOM(40, 30)._validate_params()) is cupy
+    on_gpu = SOM(40, 30, init="pca", epochs=2, random_state=0).fit(data).weights_
+    on_cpu = SOM(40, 30, init="pca", epochs=2, random_state=0).fit(x).weights_
+    assert_float32_close(on_gpu, on_cpu)
