@@ -4,12 +4,16 @@ Run by ``benchmarks/run_gpu.sh`` on a GPU machine (CuPy, numpy, and the dask whe
 ``fetch_gpu_wheels.sh`` carried).  Measures, each in this one run:
 
 * the kernel warm-up (``dasksom.gpu.warm_up``) on an empty CuPy kernel cache, apart from epochs;
-* the bare float32 product ``X @ W.T`` of the MNIST shapes, timed with CUDA events;
+* the bare product ``X @ W.T`` of the MNIST shapes at each precision (exact float32, tf32,
+  bfloat16, float16 through ``dasksom.precision``), timed with CUDA events;
 * the MNIST tutorial (60,000 x 784, 50x50 hexagonal, PBC, cosine, 10 epochs) on CuPy chunks:
   first epoch after warm-up, median later epoch and its ratio to the bare product, 10 epochs;
+* the same tutorial trained at each narrow precision: median epoch over that precision's bare
+  product, and the map's QE and TE (exact products) over the float32 map's;
 * the cold first epoch, in a child process with its own empty kernel cache and no warm-up;
-* a 10^8-row x 50-feature float16 run on a 32x32 map (fewer rows if they do not fit), its
-  10 epochs on 10^9 rows *projected* linearly from the rows measured;
+* a 10^8-row x 50-feature run stored as float16 and searched with float16 products on a
+  32x32 map (fewer rows if they do not fit), its 10 epochs on 10^9 rows *projected* linearly
+  from the rows measured;
 * two workers on the one GPU against one (a LocalCluster), and a LocalCUDACluster, if present.
 
 A piece that is missing (dask-cuda, MNIST, time) gives a row saying so, not a failure.  The table
@@ -78,17 +82,24 @@ def device_name(cupy) -> str:
     return name.decode() if isinstance(name, bytes) else str(name)
 
 
-def product_seconds(cupy, x: np.ndarray, n_nodes: int, repeats: int = 10) -> float:
-    """Median seconds of ``X @ W.T`` on the device (float32), with CUDA events, after warm-up."""
-    device_x = cupy.asarray(x)
-    weights_t = cupy.asarray(np.random.default_rng(1).random((x.shape[1], n_nodes), np.float32))
+def product_seconds(
+    cupy, x: np.ndarray, n_nodes: int, precision: str = "exact", repeats: int = 10
+) -> float:
+    """Median seconds of ``X @ W.T`` on the device at ``precision`` (operands already in its
+    format), with CUDA events, after warm-up."""
+    from dasksom.precision import get_precision
+
+    chosen = get_precision(precision)
+    weights_t = np.random.default_rng(1).random((x.shape[1], n_nodes), np.float32)
+    device_x = chosen.operand(cupy.asarray(x))
+    device_w = chosen.operand(cupy.asarray(weights_t))
     for _ in range(3):
-        device_x @ weights_t
+        chosen.matmul(device_x, device_w)
     times = []
     for _ in range(repeats):
         start, stop = cupy.cuda.Event(), cupy.cuda.Event()
         start.record()
-        device_x @ weights_t
+        chosen.matmul(device_x, device_w)
         stop.record()
         stop.synchronize()
         times.append(cupy.cuda.get_elapsed_time(start, stop) / 1000)
@@ -97,10 +108,14 @@ def product_seconds(cupy, x: np.ndarray, n_nodes: int, repeats: int = 10) -> flo
 
 def fit_epochs(data, side: int, epochs: int, **settings) -> tuple[np.ndarray, list[float]]:
     """Train on ``data`` (dask array, persisted); the weights and each epoch's seconds."""
+    som = fit_som(data, side, epochs, **settings)
+    return som.weights_, [entry["seconds"] for entry in som.history_]
+
+
+def fit_som(data, side: int, epochs: int, **settings):
     from dasksom import SOM
 
-    som = SOM(side, side, epochs=epochs, persist=False, **settings).fit(data)
-    return som.weights_, [entry["seconds"] for entry in som.history_]
+    return SOM(side, side, epochs=epochs, persist=False, **settings).fit(data)
 
 
 def device_data(x: np.ndarray, chunk_rows: int):
@@ -117,7 +132,10 @@ def tutorial_rows(table: Table, x: np.ndarray, options, product: float) -> None:
 
     warm = warm_up(x.shape[1], 2500, TUTORIAL["metric"])
     table.add("warm-up (compile kernels, empty cache)", warm, "s", None, None, "apart from epochs")
-    _, seconds = fit_epochs(device_data(x, options.chunk_rows), 50, 10, init="pca", **TUTORIAL)
+    data = device_data(x, options.chunk_rows)
+    som = fit_som(data, 50, 10, init="pca", **TUTORIAL)
+    seconds = [entry["seconds"] for entry in som.history_]
+    table.details["exact_quality"] = som.quality(data)
     later = float(np.median(seconds[1:]))
     table.add("MNIST epoch 1 after warm-up", seconds[0], "s", seconds[0] / product, None, "")
     table.add("MNIST median epoch 2-10", later, "s", later / product, 1.3, "float32")
@@ -125,10 +143,41 @@ def tutorial_rows(table: Table, x: np.ndarray, options, product: float) -> None:
     table.details["mnist_epoch_seconds"] = seconds
 
 
-def cold_rows(table: Table, options) -> None:
-    """The first epoch in a fresh process whose CuPy kernel cache is empty, no warm-up."""
+def precision_rows(table: Table, cupy, x: np.ndarray, options) -> None:
+    """The tutorial at each narrow precision: epoch over that precision's product, quality."""
+    from dasksom.gpu import warm_up
+
+    data = device_data(x, options.chunk_rows)
+    exact = table.details.get("exact_quality")
+    for precision in ("tf32", "bfloat16", "float16"):
+        warm_up(x.shape[1], 2500, TUTORIAL["metric"], precision=precision)
+        product = product_seconds(cupy, x, 2500, precision)
+        table.add(f"bare product, {precision}", product, "s", 1.0, None, "")
+        epochs = options.precision_epochs
+        som = fit_som(data, 50, epochs, init="pca", precision=precision, **TUTORIAL)
+        seconds = [entry["seconds"] for entry in som.history_]
+        later = float(np.median(seconds[1:]))
+        target = 1.3 if precision == "bfloat16" else None
+        table.add(f"MNIST median epoch, {precision}", later, "s", later / product, target, "")
+        quality = som.quality(data)
+        if exact and epochs == 10:
+            qe = quality["quantization_error"] / exact["quantization_error"]
+            te = quality["topographic_error"] / exact["topographic_error"]
+            table.add(f"{precision} map QE / float32 map QE", qe, "", None, None, "exact scoring")
+            table.add(f"{precision} map TE / float32 map TE", te, "", None, None, "exact scoring")
+        table.details[f"quality_{precision}"] = quality
+        table.details[f"epoch_seconds_{precision}"] = seconds
+
+
+def cold_rows(table: Table, options, accelerators: str | None = None) -> None:
+    """The first epoch in a fresh process whose CuPy kernel cache is empty, no warm-up;
+    with ``accelerators`` as ``CUPY_ACCELERATORS`` (``""``: CuPy's plain reductions, which
+    compile without CUB's headers)."""
+    label = "" if accelerators is None else f", CUPY_ACCELERATORS={accelerators!r}"
     with tempfile.TemporaryDirectory() as cache:
         env = dict(os.environ, CUPY_CACHE_DIR=cache)
+        if accelerators is not None:
+            env["CUPY_ACCELERATORS"] = accelerators
         command = [
             sys.executable,
             __file__,
@@ -140,11 +189,12 @@ def cold_rows(table: Table, options) -> None:
         done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
         wall = time.perf_counter() - started
     if done.returncode != 0:
-        table.add("cold first epoch", None, "s", None, 15, f"child failed: {done.stderr[-300:]}")
+        failure = f"child failed: {done.stderr[-300:]}"
+        table.add(f"cold first epoch{label}", None, "s", None, 15, failure)
         return
     first = json.loads(done.stdout.strip().splitlines()[-1])["first_epoch_seconds"]
-    table.add("cold first epoch (empty kernel cache)", first, "s", None, 15, "no warm-up")
-    table.add("cold process, start to end", wall, "s", None, None, "imports, data, 1 epoch")
+    table.add(f"cold first epoch (empty kernel cache){label}", first, "s", None, 15, "no warm-up")
+    table.add(f"cold process, start to end{label}", wall, "s", None, None, "imports, data, 1 epoch")
 
 
 def cold_child(options) -> None:
@@ -154,7 +204,8 @@ def cold_child(options) -> None:
 
 
 def large_rows(table: Table, cupy, options) -> None:
-    """fp16 rows x 50 on the GPU, a 32x32 map; 10 epochs on 10^9 rows projected linearly."""
+    """fp16 rows x 50 on the GPU, float16 products, a 32x32 map; 10 epochs on 10^9 rows
+    projected linearly."""
     import dask.array as da
 
     rows, features = options.large_rows, LARGE["features"]
@@ -176,7 +227,9 @@ def large_rows(table: Table, cupy, options) -> None:
         meta=meta,
     )
     data = data.persist()
-    _, seconds = fit_epochs(data, LARGE["side"], LARGE["epochs"], init="random", random_state=0)
+    _, seconds = fit_epochs(
+        data, LARGE["side"], LARGE["epochs"], init="random", random_state=0, precision="float16"
+    )
     epoch = float(np.median(seconds[1:] if len(seconds) > 1 else seconds))
     projected = epoch * 10 * LARGE["target_rows"] / rows
     table.add(f"fp16 {rows:.3g} x 50, 32x32: epoch (measured)", epoch, "s", None, None, "")
@@ -262,6 +315,9 @@ def options_parser():
     arguments.add_argument("--budget", type=float, default=330, help="seconds for all sections")
     arguments.add_argument("--chunk-rows", type=int, default=15000, help="rows per CuPy chunk")
     arguments.add_argument("--large-rows", type=int, default=LARGE["rows"], help="fp16 run rows")
+    arguments.add_argument(
+        "--precision-epochs", type=int, default=10, help="epochs of each narrow-precision map"
+    )
     arguments.add_argument("--cold-child", action="store_true", help=argparse.SUPPRESS)
     return arguments
 
@@ -274,9 +330,11 @@ def run_sections(table: Table, cupy, options, budget: Budget) -> None:
     product = product_seconds(cupy, x, 2500)
     table.add("bare product X @ W.T float32 (CUDA events)", product, "s", 1.0, None, "")
     section(table, budget, "MNIST tutorial", 120, lambda: tutorial_rows(table, x, options, product))
+    section(table, budget, "precisions", 90, lambda: precision_rows(table, cupy, x, options))
     section(table, budget, "cold first epoch", 150, lambda: cold_rows(table, options))
     section(table, budget, "large fp16 run", 90, lambda: large_rows(table, cupy, options))
     section(table, budget, "clusters", 60, lambda: cluster_rows(table, x, options))
+    section(table, budget, "cold, plain reductions", 150, lambda: cold_rows(table, options, ""))
 
 
 def main() -> None:

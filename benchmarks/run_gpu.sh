@@ -7,7 +7,7 @@
 #   bash benchmarks/run_gpu.sh [benchmark options]     # e.g. --quick, --budget 300
 #
 # Prints the test summary and one table; writes benchmarks/results/gpu.json (copied to $OUT when
-# set).  Meant to end within 7 minutes: tests get 120 s, the benchmark a budget of 300 s.
+# set).  Meant to end within 7 minutes: tests get 110 s, the benchmark a budget of 260 s.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 export PYTHONUNBUFFERED=1
@@ -27,13 +27,13 @@ export PYTHONPATH="$PWD:$site${PYTHONPATH:+:$PYTHONPATH}"
 
 # Separate kernel caches: the benchmark's warm-up then starts from an empty one, as on a fresh
 # machine, whatever the tests compiled.
-CUPY_CACHE_DIR=/tmp/cupy-cache-tests timeout 120 "$python" -m pytest -q -p no:cacheprovider \
+CUPY_CACHE_DIR=/tmp/cupy-cache-tests timeout 110 "$python" -m pytest -q -p no:cacheprovider \
     tests/test_gpu.py 2>&1 | tail -25
 tests=${PIPESTATUS[0]}
 echo "tests exit: $tests"
 
 bench_cache=$(mktemp -d)
-CUPY_CACHE_DIR=$bench_cache timeout 330 "$python" benchmarks/gpu.py --budget 300 "$@"
+CUPY_CACHE_DIR=$bench_cache timeout 290 "$python" benchmarks/gpu.py --budget 260 "$@"
 status=$?
 rm -rf "$bench_cache"
 if [ -n "${OUT:-}" ] && [ -f benchmarks/results/gpu.json ]; then

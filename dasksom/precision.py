@@ -26,6 +26,7 @@ and saves none: on CPUs, narrow precisions are for checking, ``exact`` for speed
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -91,7 +92,7 @@ class Precision:
         if self.name == "float16":
             return x.astype(np.float16)
         if self.name == "bfloat16":
-            return bfloat16_bits(x)
+            return _device_bfloat16_bits()(x.astype(np.float32, copy=False))
         return x.astype(np.float32, copy=False)
 
     def product_dtype(self, dtype: Any) -> np.dtype:
@@ -165,6 +166,20 @@ def bfloat16_bits(x: Any) -> Any:
     """The bfloat16 bit patterns (``uint16``) of float32 ``x``, rounded to nearest even."""
     rounded = round_fraction_bits(x, 7)
     return (rounded.view(np.uint32) >> np.uint32(16)).astype(np.uint16)
+
+
+@functools.cache
+def _device_bfloat16_bits() -> Any:
+    """:func:`bfloat16_bits` as one CuPy kernel (one compilation, one pass over the data)."""
+    import cupy
+
+    return cupy.ElementwiseKernel(
+        "float32 x",
+        "uint16 y",
+        "const unsigned int b = __float_as_uint(x);"
+        "y = (unsigned short)((b + 0x7FFFu + ((b >> 16) & 1u)) >> 16);",
+        "dasksom_bfloat16_bits",
+    )
 
 
 def gemm_arguments(a_shape: tuple[int, int], b_shape: tuple[int, int]) -> dict[str, int]:

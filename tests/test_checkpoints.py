@@ -147,3 +147,26 @@ def test_saving_to_a_url_is_refused_instead_of_writing_a_local_folder(tmp_path, 
     with pytest.raises(ValueError, match="s3:// URLs"):
         som.save("s3://bucket/map.npz")
     assert not (tmp_path / "s3:").exists()
+
+
+def test_checkpoint_written_before_a_setting_existed_counts_as_its_default(checkpointed, blobs):
+    from dasksom.persistence import read_metadata, write_map
+
+    metadata, _, _ = read_metadata(checkpointed)
+    params, lattice, weights, history = read_map(checkpointed)
+    del params["precision"]  # as dasksom wrote it before precision= existed
+    write_map(
+        checkpointed,
+        params={**params, "init": "random"},
+        lattice=lattice,
+        weights=weights,
+        history=history,
+        extra={"fingerprint": metadata["fingerprint"]},
+    )
+    again = SOM(4, 4, epochs=2, random_state=0, checkpoint=checkpointed).fit(blobs)
+    np.testing.assert_array_equal(again.weights_, weights)
+
+
+def test_checkpoint_of_another_precision_is_refused(checkpointed, blobs):
+    with pytest.raises(ValueError, match=r"precision differ"):
+        SOM(4, 4, epochs=2, random_state=0, checkpoint=checkpointed, precision="tf32").fit(blobs)

@@ -379,3 +379,15 @@ def test_train_with_missing_values_under_nan_policy_ignore(tmp_path, blobs, caps
     assert main([*args, "--nan-policy", "ignore", "--force"]) == 0
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert np.isfinite(summary["quantization_error"])
+
+
+def test_train_with_a_narrow_precision_records_it_in_the_map(tmp_path, blobs, capsys):
+    np.save(tmp_path / "x.npy", blobs)
+    out = tmp_path / "out"
+    args = ["train", str(tmp_path / "x.npy"), "--size", "4x4", "--epochs", "2", "--workers", "0"]
+    assert main([*args, "--output", str(out), "--precision", "bfloat16"]) == 0
+    assert dasksom.load(out / "map.npz").precision == "bfloat16"
+    assert json.loads((out / "summary.json").read_text())["settings"]["precision"] == "bfloat16"
+    with pytest.raises(SystemExit):
+        main([*args, "--output", str(out), "--precision", "fp8"])
+    assert "invalid choice: 'fp8'" in capsys.readouterr().err

@@ -407,3 +407,13 @@ def test_a_large_map_on_gpu_chunks_smooths_on_the_gpu_and_gives_the_cpu_map():
     on_gpu = SOM(40, 30, init="pca", epochs=2, random_state=0).fit(data).weights_
     on_cpu = SOM(40, 30, init="pca", epochs=2, random_state=0).fit(x).weights_
     assert_float32_close(on_gpu, on_cpu)
+
+
+@requires_gpu
+def test_bfloat16_operands_on_the_gpu_are_the_cpus_bit_patterns():
+    from dasksom.precision import PRECISIONS, bfloat16_bits
+
+    values = np.random.default_rng(6).normal(scale=100, size=(300, 7)).astype(np.float32)
+    on_gpu = PRECISIONS["bfloat16"].operand(cupy.asarray(values))
+    assert on_gpu.dtype == np.uint16
+    np.testing.assert_array_equal(on_gpu.get(), bfloat16_bits(values))
