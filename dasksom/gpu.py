@@ -273,8 +273,11 @@ def free_device_bytes(cupy: Any) -> int:
     return int(free) + int(cupy.get_default_memory_pool().free_bytes())
 
 
-def block_rows(xp: Any, metric: kernels.Metric, n_nodes: int, n_features: int) -> int:
-    """Rows per block of the BMU search for data in array module ``xp``.
+def block_rows(
+    xp: Any, metric: kernels.Metric, n_nodes: int, n_features: int, itemsize: int = 4
+) -> int:
+    """Rows per block of the BMU search for data in array module ``xp``, of ``itemsize``
+    bytes per value once widened (4: float32, 8: float64).
 
     NumPy, and metrics with a block rule of their own (manhattan), keep ``metric.block_rows``;
     product metrics on CuPy get :func:`device_block_rows` for the current device.  This is the
@@ -282,7 +285,7 @@ def block_rows(xp: Any, metric: kernels.Metric, n_nodes: int, n_features: int) -
     """
     if xp is np or type(metric).block_rows is not kernels.Metric.block_rows:
         return metric.block_rows(n_nodes, n_features)
-    return device_block_rows(n_nodes, n_features, free_device_bytes(xp))
+    return device_block_rows(n_nodes, n_features, free_device_bytes(xp), itemsize)
 
 
 @functools.cache

@@ -300,13 +300,15 @@ def prepare(
     return x, mask, PreparedWeights.build(weights, metric, xp, dtype, precision)
 
 
-def _rows_per_block(xp: Any, metric: Metric, n_nodes: int, n_features: int) -> int:
+def _rows_per_block(prepared: PreparedWeights, n_features: int) -> int:
     """Rows per block of the search: the metric's rule on CPUs, free memory's on GPUs."""
+    xp = array_module(prepared.weights)
     if xp is np:
-        return metric.block_rows(n_nodes, n_features)
+        return prepared.metric.block_rows(prepared.n_nodes, n_features)
     from .gpu import block_rows
 
-    return block_rows(xp, metric, n_nodes, n_features)
+    itemsize = prepared.weights.dtype.itemsize
+    return block_rows(xp, prepared.metric, prepared.n_nodes, n_features, itemsize)
 
 
 def observed_rows(mask: Any) -> Any:
@@ -337,7 +339,7 @@ def best_matching_units(
     best = xp.empty(n_rows, dtype=xp.int64)
     runner_up = xp.empty(n_rows, dtype=xp.int64) if second else None
     metric = prepared.metric
-    step = _rows_per_block(xp, metric, prepared.n_nodes, x.shape[1])
+    step = _rows_per_block(prepared, x.shape[1])
     for start in range(0, n_rows, step):
         part = slice(start, start + step)
         block = prepared.widen(x[part])
@@ -382,7 +384,7 @@ def node_distances(x: Any, prepared: PreparedWeights, mask: Any = None) -> Any:
     xp = array_module(x)
     out = xp.empty((x.shape[0], prepared.n_nodes), dtype=prepared.weights.dtype)
     metric = prepared.metric
-    step = _rows_per_block(xp, metric, prepared.n_nodes, x.shape[1])
+    step = _rows_per_block(prepared, x.shape[1])
     for start in range(0, x.shape[0], step):
         part = slice(start, start + step)
         block = prepared.widen(x[part])
@@ -413,6 +415,19 @@ def sum_rows_by_index(x: Any, index: Any, n_groups: int, dtype: Any = None) -> A
     return out
 
 
+def _bin_counts(index: Any, minlength: int, weights: Any = None) -> Any:
+    """``bincount(index, weights, minlength)`` in ``index``'s array module, empty ``index`` too.
+
+    CuPy's ``bincount`` (13.x) sizes its result by ``int(cupy.max(index))``, which fails on an
+    empty index (a chunk with no rows, or none with an observed value); NumPy returns
+    ``minlength`` zeros for it (integers, or float64 with weights), and so does this.
+    """
+    xp = array_module(index)
+    if index.size == 0:
+        return xp.zeros(minlength, dtype=np.intp if weights is None else np.float64)
+    return xp.bincount(index, weights=weights, minlength=minlength)
+
+
 def _one_hot_product(x: Any, index: Any, n_groups: int) -> Any:
     """``onehot(index) @ x`` as float64, the one-hot matrix ``(n_groups, n)`` kept sparse."""
     xp = array_module(x)
@@ -429,7 +444,7 @@ def _one_hot_product(x: Any, index: Any, n_groups: int) -> Any:
     # Row k of the CSR matrix lists the rows with index k: a stable sort gives them in order.
     columns = xp.argsort(index).astype(xp.int32)
     row_starts = xp.zeros(n_groups + 1, dtype=xp.int32)
-    xp.cumsum(xp.bincount(index, minlength=n_groups), out=row_starts[1:])
+    xp.cumsum(_bin_counts(index, n_groups), out=row_starts[1:])
     ones = xp.ones(n_rows, dtype=x.dtype)
     onehot = cupyx.scipy.sparse.csr_matrix((ones, columns, row_starts), shape=(n_groups, n_rows))
     return (onehot @ x).astype(xp.float64)
@@ -600,8 +615,8 @@ def partial_sums(
     distances = bmu_distances(x, prepared.weights, bmu, mask).astype(xp.float64)
     return PartialSums(
         sum_rows_by_index(x, bmu, n_nodes, dtype),
-        xp.bincount(bmu, minlength=n_nodes).astype(xp.float64),
-        xp.bincount(bmu, weights=distances, minlength=n_nodes),
+        _bin_counts(bmu, n_nodes).astype(xp.float64),
+        _bin_counts(bmu, n_nodes, distances),
         int(x.shape[0]),
         feature_counts=feature_counts,
         rows_without_values=without_values,
@@ -666,7 +681,7 @@ def evaluate_chunk(
         x, mask, best, runner_up = x[keep], mask[keep], best[keep], runner_up[keep]
     distance_sum = float(bmu_distances(x, prepared.weights, best, mask).astype(xp.float64).sum())
     apart = lattice.pair_distances(to_host(best), to_host(runner_up)) > NEIGHBOR_DISTANCE
-    hits = to_host(xp.bincount(best, minlength=lattice.n_nodes)).astype(np.float64)
+    hits = to_host(_bin_counts(best, lattice.n_nodes)).astype(np.float64)
     counts = [
         distance_sum,
         float(apart.sum()),

@@ -185,8 +185,12 @@ def structured_smooth(lattice: Lattice, values: Any, sigma: float, kind: str) ->
         block = xp.ascontiguousarray(grid[:, :, start : start + step], dtype=np.float64)
         out[:, :, start : start + step] = smoother.apply(block)
 
-    with ThreadPoolExecutor(smoother.threads if xp is np else 1) as pool:
-        list(pool.map(smooth_block, range(0, n_columns, step)))
+    if xp is np:
+        with ThreadPoolExecutor(smoother.threads) as pool:
+            list(pool.map(smooth_block, range(0, n_columns, step)))
+    else:
+        # In this thread: CuPy's current device is per thread, and it is this one's.
+        smooth_block(0)
     return out.reshape(values.shape)
 
 

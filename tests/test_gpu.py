@@ -221,6 +221,14 @@ def test_block_rows_hook_keeps_numpy_and_manhattan_rules():
     ].block_rows(2500, 784)
 
 
+def test_device_blocks_of_float64_take_the_memory_share_of_float32_blocks():
+    device = fake_cupy(free=2**34)
+    single = gpu.block_rows(device, METRICS["euclidean"], 2500, 784)
+    double = gpu.block_rows(device, METRICS["euclidean"], 2500, 784, itemsize=8)
+    assert double == gpu.device_block_rows(2500, 784, 2**34, itemsize=8)
+    assert single // 2 - gpu.ROW_ALIGNMENT <= double <= single // 2
+
+
 def test_warm_up_runs_the_training_kernels_and_times_them(one_fake_gpu):
     seconds = gpu.warm_up(6, 12, "cosine", dtype=np.float16)
     assert 0 < seconds < 60
