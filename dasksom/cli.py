@@ -326,6 +326,8 @@ def write_results(
         "n_samples": evaluation["n_samples"],
         "training_seconds": sum(h["seconds"] for h in som.history_),
     }
+    if hasattr(som, "warm_up_seconds_"):
+        summary["warm_up_seconds"] = som.warm_up_seconds_
     if "rows_without_values" in evaluation:
         summary["rows_without_values"] = evaluation["rows_without_values"]
     bmus = evaluation.get("bmus")

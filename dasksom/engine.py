@@ -96,13 +96,17 @@ def should_persist(data: da.Array, persist: bool | str) -> bool:
     """Decide whether to keep the data in (worker) memory between epochs.
 
     ``"auto"`` keeps it when it takes at most half of the cluster's memory (or of this
-    machine's available memory on a local scheduler); otherwise every epoch streams it from
-    its source with bounded memory.
+    machine's available memory on a local scheduler; of the GPUs' free memory for CuPy
+    chunks); otherwise every epoch streams it from its source with bounded memory.
     """
     if persist != "auto":
         return bool(persist)
     client = distributed_client()
-    if client is not None:
+    if array_module(data._meta) is not np:
+        from .gpu import device_memory_budget
+
+        budget = device_memory_budget()
+    elif client is not None:
         workers = client.scheduler_info(n_workers=-1)["workers"].values()
         budget = sum(w.get("memory_limit") or 0 for w in workers)
     else:

@@ -22,6 +22,7 @@ from .io import as_dask_array
 from .kernels import (
     METRICS,
     NAN_POLICIES,
+    array_module,
     compute_dtype,
     evaluate_chunk,
     get_metric,
@@ -208,6 +209,8 @@ class SOM:
     n_features_in_ : int
     feature_names_in_ : ndarray of str, only when fitted on data with string column names
     n_iter_ : int, epochs run
+    warm_up_seconds_ : float, only after a fit on GPU chunks: seconds spent compiling (or
+        loading from CuPy's cache) the kernels before the first epoch, on the slowest worker
     """
 
     def __init__(
@@ -355,6 +358,7 @@ class SOM:
         sigmas = radius_schedule(self.height, self.width, self.epochs, self.sigma, self.sigma_decay)
         check_init_array(self.init, lattice, data.shape[1])
         state, fingerprint = self._resumed_state(lattice, sigmas, data, X)
+        self._warm_up_devices(data, lattice)
         if engine.should_persist(data, self.persist):
             data = data.persist()
         if state is None:
@@ -379,6 +383,20 @@ class SOM:
         if self.feature_names_in_ is None:
             del self.feature_names_in_
         return self
+
+    def _warm_up_devices(self, data: da.Array, lattice: Lattice) -> None:
+        """On GPU chunks: compile the kernels before the first epoch, timed apart from it
+        (``warm_up_seconds_``)."""
+        if array_module(data._meta) is np:
+            self.__dict__.pop("warm_up_seconds_", None)
+            return
+        from .gpu import warm_up_workers
+
+        seconds = warm_up_workers(
+            data.shape[1], lattice.n_nodes, self.metric, data.dtype, self.precision
+        )
+        self.warm_up_seconds_ = seconds
+        logger.info("GPU kernels compiled or loaded in %.1f s, apart from epoch times", seconds)
 
     def _training_settings(self) -> dict:
         """Parameters that shape the map; the others (chunking, logging...) may change."""

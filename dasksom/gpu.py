@@ -288,6 +288,42 @@ def block_rows(
     return device_block_rows(n_nodes, n_features, free_device_bytes(xp), itemsize)
 
 
+def warm_up_workers(
+    n_features: int,
+    n_nodes: int,
+    metric: str = "euclidean",
+    dtype: Any = np.float32,
+    precision: str = "exact",
+) -> float:
+    """:func:`warm_up` where the chunks are computed: on every worker of the default
+    ``distributed`` client, or in this process; the longest time, in seconds."""
+    from .engine import distributed_client
+
+    client = distributed_client()
+    if client is None:
+        return warm_up(n_features, n_nodes, metric, dtype, precision)
+    found = client.run(warm_up, n_features, n_nodes, metric, dtype, precision)
+    return max(found.values(), default=0.0)
+
+
+def _free_memory_of_this_device() -> tuple[str, int]:
+    """``(PCI bus id, free bytes)`` of this process's current GPU."""
+    cupy = require_gpu()
+    return str(cupy.cuda.Device().pci_bus_id), free_device_bytes(cupy)
+
+
+def device_memory_budget() -> int:
+    """Free memory of the GPUs that compute the chunks, each device counted once: those of
+    the default client's workers (several workers may share one GPU), or this process's."""
+    from .engine import distributed_client
+
+    client = distributed_client()
+    if client is None:
+        return _free_memory_of_this_device()[1]
+    by_device = dict(client.run(_free_memory_of_this_device).values())
+    return sum(by_device.values())
+
+
 @functools.cache
 def _best_columns_kernels(device_id: int) -> dict[str, Any]:
     """The fused search compiled for float32 and float64 scores, once per device."""

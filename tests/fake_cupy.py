@@ -357,6 +357,7 @@ def _module(name: str, **attributes: Any) -> types.ModuleType:
 
 class _Device:
     id = 0
+    pci_bus_id = "0000:01:00.0"
 
     def synchronize(self) -> None:
         pass

@@ -345,3 +345,27 @@ def test_the_fake_search_kernel_checks_its_launch(cupy):
 def test_warm_up_runs_on_the_fake_device(cupy):
     assert gpu.warm_up(6, 12, "cosine", dtype=np.float16, precision="bfloat16") > 0
     assert precision._device_bfloat16_bits.cache_info().currsize == 1
+
+
+def test_a_fit_on_device_chunks_compiles_the_kernels_first_and_times_it_apart(cupy):
+    som = SOM(4, 4, epochs=1, device="gpu", random_state=0).fit(clusters())
+    assert som.warm_up_seconds_ > 0
+    som.set_params(device="cpu").fit(clusters())
+    assert not hasattr(som, "warm_up_seconds_")
+
+
+def test_device_chunks_persist_only_when_they_fit_in_free_gpu_memory(cupy, monkeypatch):
+    data = gpu.to_device(da.from_array(clusters(), chunks=(150, 16)))
+    monkeypatch.setattr(fake_cupy, "FREE_BYTES", 4 * data.nbytes)
+    assert engine.should_persist(data, "auto")
+    monkeypatch.setattr(fake_cupy, "FREE_BYTES", data.nbytes)
+    assert not engine.should_persist(data, "auto")
+
+
+def test_the_gpu_memory_budget_counts_a_gpu_shared_by_workers_once(monkeypatch):
+    class Client:
+        def run(self, function):
+            return {"w1": ("bus-a", 10), "w2": ("bus-a", 10), "w3": ("bus-b", 5)}
+
+    monkeypatch.setattr(engine, "distributed_client", lambda: Client())
+    assert gpu.device_memory_budget() == 15

@@ -425,3 +425,10 @@ def test_bfloat16_operands_on_the_gpu_are_the_cpus_bit_patterns():
     on_gpu = PRECISIONS["bfloat16"].operand(cupy.asarray(values))
     assert on_gpu.dtype == np.uint16
     np.testing.assert_array_equal(on_gpu.get(), bfloat16_bits(values))
+
+
+@requires_gpu
+def test_a_fit_on_the_gpu_reports_its_warm_up_apart_from_epochs():
+    som = SOM(6, 6, epochs=1, device="gpu", random_state=0).fit(float32_problem())
+    assert som.warm_up_seconds_ > 0
+    assert gpu.device_memory_budget() > 0
