@@ -44,6 +44,11 @@ CUBLAS_COMPUTE_32F_FAST_TF32 = 77
 CUBLAS_GEMM_DEFAULT = -1
 
 FLOAT32_FRACTION_BITS = 23
+# One CuPy elementwise operation: float32 ``x`` to bfloat16 bits ``y``, to nearest, ties to even.
+BFLOAT16_BITS_OPERATION = (
+    "const unsigned int b = __float_as_uint(x);"
+    "y = (unsigned short)((b + 0x7FFFu + ((b >> 16) & 1u)) >> 16);"
+)
 
 
 @dataclass(frozen=True)
@@ -176,11 +181,7 @@ def _device_bfloat16_bits() -> Any:
     import cupy
 
     return cupy.ElementwiseKernel(
-        "float32 x",
-        "uint16 y",
-        "const unsigned int b = __float_as_uint(x);"
-        "y = (unsigned short)((b + 0x7FFFu + ((b >> 16) & 1u)) >> 16);",
-        "dasksom_bfloat16_bits",
+        "float32 x", "uint16 y", BFLOAT16_BITS_OPERATION, "dasksom_bfloat16_bits"
     )
 
 

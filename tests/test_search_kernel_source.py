@@ -1,4 +1,4 @@
-"""The fused search kernel's CUDA source, run on CPU threads.
+"""The CUDA sources of the device path, run on CPUs: the fused search and bfloat16 rounding.
 
 ``dasksom.gpu.BEST_COLUMNS_SOURCE`` is compiled as C++ with a thin shim for CUDA's names: one
 ``std::thread`` per CUDA thread of a block, ``__syncthreads`` a ``std::barrier``, ``__shared__``
@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from dasksom.gpu import BEST_COLUMNS_SOURCE, SEARCH_THREADS
+from dasksom.precision import BFLOAT16_BITS_OPERATION, bfloat16_bits
 
 COMPILER = shutil.which("g++")
 
@@ -124,3 +125,40 @@ def test_the_kernel_keeps_a_row_of_equal_scores_at_column_zero(kernel_programs):
     scores = np.full((3, 500), 2.5)
     found = search(kernel_programs[np.float64], scores, np.zeros(500))
     np.testing.assert_array_equal(found, [0, 0, 0])
+
+
+ROUNDING = r"""
+#include <cstdio>
+#include <cstring>
+inline unsigned int __float_as_uint(float x) { unsigned int b; std::memcpy(&b, &x, 4); return b; }
+int main() {
+    float x;
+    while (std::scanf("%f", &x) == 1) {
+        unsigned short y;
+        { OPERATION }
+        std::printf("%u\n", y);
+    }
+}
+"""
+
+
+def test_the_bfloat16_operation_rounds_as_the_cpu_emulation(tmp_path):
+    if COMPILER is None:
+        pytest.skip("no C++ compiler (g++) to build the operation's CPU emulation")
+    source = tmp_path / "rounding.cpp"
+    source.write_text(ROUNDING.replace("OPERATION", BFLOAT16_BITS_OPERATION))
+    program = tmp_path / "rounding"
+    built = subprocess.run([COMPILER, str(source), "-o", str(program)], capture_output=True)
+    assert built.returncode == 0, built.stderr
+    rng = np.random.default_rng(2)
+    values = np.concatenate(
+        [
+            (rng.normal(size=500) * 10.0 ** rng.uniform(-6, 6, 500)).astype(np.float32),
+            np.array([1 + 2**-8, 1 + 3 * 2**-8, -(1 + 2**-8), 0.0, -0.0], dtype=np.float32),
+        ]
+    )
+    stdin = "\n".join(repr(float(v)) for v in values)
+    done = subprocess.run([str(program)], input=stdin, capture_output=True, text=True)
+    np.testing.assert_array_equal(
+        np.array(done.stdout.split(), dtype=np.uint16), bfloat16_bits(values)
+    )
