@@ -116,11 +116,26 @@ def should_persist(data: da.Array, persist: bool | str) -> bool:
     return data.nbytes <= PERSIST_MEMORY_FRACTION * budget
 
 
-def _add(*parts: PartialSums) -> PartialSums:
+def add_in_order(*parts: Any) -> Any:
+    """``parts[0] + parts[1] + ...``, left to right (partial sums, count vectors)."""
     total = parts[0]
     for part in parts[1:]:
         total = total + part
     return total
+
+
+def tree_sum(parts: list) -> Any:
+    """The delayed sum of delayed ``parts``, added in order by a tree of fan-in
+    ``SPLIT_EVERY``: the same parts always give bit-identical sums, whatever the scheduler."""
+    add = dask.delayed(add_in_order, pure=True)
+    while len(parts) > 1:
+        parts = [add(*parts[i : i + SPLIT_EVERY]) for i in range(0, len(parts), SPLIT_EVERY)]
+    return parts[0]
+
+
+def chunk_row_offsets(data: da.Array) -> list[int]:
+    """Index of the first row of every row chunk of ``data`` in the whole array."""
+    return np.concatenate([[0], np.cumsum(data.chunks[0])[:-1]]).astype(int).tolist()
 
 
 def epoch_sums(
@@ -143,7 +158,7 @@ def epoch_sums(
     # The weights travel inside the graph rather than scattered: a worker lost mid-epoch then
     # costs a recomputation, not the epoch (scattered data cannot be recovered).
     shared_weights = dask.delayed(weights)
-    offsets = np.concatenate([[0], np.cumsum(data.chunks[0])[:-1]]).tolist()
+    offsets = chunk_row_offsets(data)
     blocks = list(data.to_delayed().ravel())
     # Many small chunks: each task sums a group of SPLIT_EVERY chunks, the tree's first level,
     # in the same order, so the result is bit-identical and the scheduler sees 8x fewer tasks.
@@ -154,11 +169,8 @@ def epoch_sums(
         group_task(shared_weights, settings, offsets[i : i + group], *blocks[i : i + group])
         for i in range(0, len(blocks), group)
     ]
-    while len(parts) > 1:
-        add = dask.delayed(_add, pure=True)
-        parts = [add(*parts[i : i + SPLIT_EVERY]) for i in range(0, len(parts), SPLIT_EVERY)]
     with compute_context():
-        (result,) = dask.compute(dask.delayed(PartialSums.to_host, pure=True)(parts[0]))
+        (result,) = dask.compute(dask.delayed(PartialSums.to_host, pure=True)(tree_sum(parts)))
     return result
 
 
@@ -171,7 +183,7 @@ def _group_sums(
         partial_sums(block, weights, metric, offset, check_finite, nan_policy, precision)
         for block, offset in zip(blocks, offsets, strict=True)
     ]
-    return _add(*parts)
+    return add_in_order(*parts)
 
 
 def _fuse(data: da.Array, n_chunks: int) -> bool:

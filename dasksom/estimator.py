@@ -570,7 +570,7 @@ class SOM:
         """
         self._check_fitted()
         data = self._check_data(X, fitted=True)
-        offsets = np.concatenate([[0], np.cumsum(data.chunks[0])[:-1]]).tolist()
+        offsets = engine.chunk_row_offsets(data)
         chunk_task = dask.delayed(evaluate_chunk, pure=True, nout=2)
         weights = dask.delayed(self.weights_)
         parts = [
@@ -579,14 +579,10 @@ class SOM:
             )
             for block, offset in zip(data.to_delayed().ravel(), offsets, strict=True)
         ]
-        totals = [part[0] for part in parts]
-        while len(totals) > 1:
-            add = dask.delayed(_sum_vectors, pure=True)
-            step = engine.SPLIT_EVERY
-            totals = [add(*totals[i : i + step]) for i in range(0, len(totals), step)]
+        totals = engine.tree_sum([part[0] for part in parts])
         bmus = [part[1] for part in parts] if keep_bmus else []
         with engine.compute_context():
-            total, *found = dask.compute(totals[0], *bmus)
+            total, *found = dask.compute(totals, *bmus)
         result = _quality_of(total[:4], self.nan_policy)
         result["hit_counts"] = total[4:].astype(np.int64)
         if keep_bmus:
@@ -759,13 +755,6 @@ def _per_chunk(
     block_info: dict | None = None,
 ) -> Any:
     return per_chunk(chunk, weights, metric, _row_offset(block_info), nan_policy)
-
-
-def _sum_vectors(*vectors: np.ndarray) -> np.ndarray:
-    total = vectors[0]
-    for vector in vectors[1:]:
-        total = total + vector
-    return total
 
 
 def _quality_of(totals: np.ndarray, nan_policy: str) -> dict:

@@ -297,13 +297,19 @@ def warm_up_workers(
 ) -> float:
     """:func:`warm_up` where the chunks are computed: on every worker of the default
     ``distributed`` client, or in this process; the longest time, in seconds."""
+    found = _where_chunks_run(warm_up, n_features, n_nodes, metric, dtype, precision)
+    return max(found, default=0.0)
+
+
+def _where_chunks_run(function: Any, *args: Any) -> list[Any]:
+    """``function(*args)`` on every worker of the default ``distributed`` client, or in this
+    process without one: the results, one per process."""
     from .engine import distributed_client
 
     client = distributed_client()
     if client is None:
-        return warm_up(n_features, n_nodes, metric, dtype, precision)
-    found = client.run(warm_up, n_features, n_nodes, metric, dtype, precision)
-    return max(found.values(), default=0.0)
+        return [function(*args)]
+    return list(client.run(function, *args).values())
 
 
 def _free_memory_of_this_device() -> tuple[str, int]:
@@ -315,12 +321,7 @@ def _free_memory_of_this_device() -> tuple[str, int]:
 def device_memory_budget() -> int:
     """Free memory of the GPUs that compute the chunks, each device counted once: those of
     the default client's workers (several workers may share one GPU), or this process's."""
-    from .engine import distributed_client
-
-    client = distributed_client()
-    if client is None:
-        return _free_memory_of_this_device()[1]
-    by_device = dict(client.run(_free_memory_of_this_device).values())
+    by_device = dict(_where_chunks_run(_free_memory_of_this_device))
     return sum(by_device.values())
 
 
