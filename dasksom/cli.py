@@ -29,6 +29,7 @@ from .estimator import SOM
 from .evaluation import majority_label_accuracy
 from .gpu import GPUUnavailableError
 from .initialization import INITS
+from .io import STORAGE_DTYPES
 from .kernels import METRICS, NAN_POLICIES
 from .lattice import TOPOLOGIES
 from .neighborhood import NEIGHBORHOODS
@@ -190,6 +191,13 @@ def _add_train_arguments(train: argparse.ArgumentParser) -> None:
         default="auto",
         help="keep the data in worker memory for training and the passes after it "
         "(auto: when it fits in half of it)",
+    )
+    train.add_argument(
+        "--storage-dtype",
+        choices=STORAGE_DTYPES,
+        help="hold the rows in this type in (GPU) memory, e.g. float16 or uint8 for half or a "
+        "quarter of float32's bytes; a value the type cannot hold is an error (default: as "
+        "stored)",
     )
     train.add_argument(
         "--checkpoint",
@@ -449,7 +457,7 @@ def _fit(som: SOM, data: Any, checkpoint: Path) -> SOM:
 def run_train(args: argparse.Namespace) -> int:
     """``dasksom train``: train (or resume, or find the run finished) and write the results."""
     from .engine import should_persist
-    from .io import as_dask_array
+    from .io import as_dask_array, as_storage_dtype
 
     output = output_path(args.output, "output")
     checkpoint = output_path(args.checkpoint or output / "checkpoint.npz", "checkpoint")
@@ -462,9 +470,11 @@ def run_train(args: argparse.Namespace) -> int:
     output.mkdir(parents=True, exist_ok=True)
     with dask_cluster(args) as where:
         data = as_dask_array(args.data, chunks=chunks)
+        if args.storage_dtype is not None:
+            data = as_storage_dtype(data, args.storage_dtype)
         labels = read_labels(args.labels, data.shape[0]) if args.labels else None
         print(
-            f"dasksom train: {data.shape[0]} rows x {data.shape[1]} features in "
+            f"dasksom train: {data.shape[0]} rows x {data.shape[1]} features ({data.dtype}) in "
             f"{data.numblocks[0]} chunks on {where}",
             flush=True,
         )

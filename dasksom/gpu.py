@@ -129,8 +129,10 @@ def to_device(data: Any, storage_dtype: Any = None) -> Any:
     storage_dtype : numpy dtype, optional
         Store the chunks in this type in GPU memory (``uint8`` pixels, ``float16``), cast on the
         host before the copy, so that fewer bytes move and stay on the device.  The kernels
-        widen each chunk to its compute type (float32) when they use it.  The cast is plain
-        ``astype``: pick a type that holds the data (uint8 only for integers 0-255).
+        widen each chunk to its compute type (float32) when they use it.  The cast is checked
+        (:func:`dasksom.io.as_storage_dtype`): a value the type cannot hold (float16 beyond
+        65504, a fraction or out-of-range number for an integer type) is an error, not a silent
+        change.
 
     Returns
     -------
@@ -144,11 +146,13 @@ def to_device(data: Any, storage_dtype: Any = None) -> Any:
     """
     import dask.array as da
 
+    from .io import as_storage_dtype
+
     cupy = require_gpu()
     if not isinstance(data, da.Array):
         raise TypeError(f"to_device takes a dask array, not {type(data).__name__}.")
     if storage_dtype is not None:
-        data = data.astype(np.dtype(storage_dtype))
+        data = as_storage_dtype(data, storage_dtype)
     meta = cupy.empty((0,) * data.ndim, dtype=data.dtype)
     return data.map_blocks(cupy.asarray, dtype=data.dtype, meta=meta)
 

@@ -65,6 +65,7 @@ from dask.utils import parse_bytes
 from fsspec.implementations.local import LocalFileSystem
 
 from .atomic import atomic_directory
+from .kernels import array_module
 
 # Aim for chunks of this many bytes: big enough to keep BLAS busy, small enough to stream.
 TARGET_CHUNK_BYTES = 128 * 2**20
@@ -72,6 +73,9 @@ TARGET_CHUNK_BYTES = 128 * 2**20
 CHUNKS_PER_CORE = 2
 # Separates a container's path from the name of the array inside it.
 KEY_SEPARATOR = "::"
+# Types worth holding rows in (:func:`as_storage_dtype`): float32, which the kernels compute
+# in, and the narrow ones that they keep as they are and widen one row block at a time.
+STORAGE_DTYPES = ("float32", "float16", "uint8", "int8", "int16")
 
 FORMATS = {
     ".zarr": "zarr",
@@ -261,6 +265,67 @@ def open_array(
     return _from_reader(_NpyReader.open(src, key, fmt), chunks)
 
 
+def as_storage_dtype(data: da.Array, dtype: Any) -> da.Array:
+    """``data`` with every chunk stored as ``dtype``, refusing values that type cannot hold.
+
+    Narrow types save memory and bandwidth: the kernels keep ``uint8``, ``int8``, ``int16``
+    and ``float16`` chunks as they are (on the host or a GPU) and widen one row block at a
+    time.  A float type rounds (``float16`` keeps 11 significant bits) but must not overflow;
+    an integer type must get whole numbers within its range, so that no value changes.  NaN
+    and inf stay as they are in a float type (the ``nan_policy`` deals with them).
+
+    Parameters
+    ----------
+    data : dask.array.Array
+        Rows in chunks, NumPy or CuPy.
+    dtype : numpy dtype or its name
+        A real numeric type, e.g. ``"float16"`` or ``"uint8"``.
+
+    Returns
+    -------
+    dask.array.Array
+        Lazy, like ``data``; ``data`` itself when it already has that type.  A chunk holding a
+        value that the type cannot hold raises ``ValueError`` when computed, naming the row,
+        the value and what to do.
+    """
+    try:
+        target = np.dtype(dtype)
+    except TypeError as exc:
+        raise ValueError(f"Unknown storage dtype {dtype!r}: {exc}.") from None
+    if target.kind not in "iuf":
+        raise ValueError(
+            f"Storage dtype {target} is not a real number type; choose e.g. float32, float16 or "
+            "uint8."
+        )
+    if target == data.dtype:
+        return data
+    return da.map_blocks(_cast_exactly, data, target, dtype=target, meta=data._meta.astype(target))
+
+
+def _cast_exactly(chunk: Any, dtype: np.dtype, block_info: dict | None = None) -> Any:
+    """``chunk.astype(dtype)``, refusing a value that overflows or is not kept whole."""
+    xp = array_module(chunk)
+    # Overflow and out-of-range values are found below, with the row; no warning on the way.
+    with np.errstate(over="ignore", invalid="ignore"):
+        cast = chunk.astype(dtype)
+    if dtype.kind == "f":
+        lost = xp.isinf(cast) & ~xp.isinf(chunk)
+        holds = f"magnitudes up to {np.finfo(dtype).max:g}"
+    else:
+        lost = cast != chunk
+        info = np.iinfo(dtype)
+        holds = f"whole numbers from {info.min} to {info.max}"
+    if bool(lost.any()):
+        where = tuple(int(i) for i in xp.argwhere(lost)[0])
+        first = int(block_info[0]["array-location"][0][0]) if block_info else 0
+        value = chunk[where].item()
+        raise ValueError(
+            f"Row {first + where[0]} holds {value!r}, which storage dtype {dtype} cannot hold (it "
+            f"holds {holds}); store the data in a wider type (e.g. float32) or rescale it."
+        )
+    return cast
+
+
 def to_zarr(
     source: Any,
     path: str | os.PathLike,
@@ -270,6 +335,7 @@ def to_zarr(
     zarr_format: Literal[2, 3] = 3,
     overwrite: bool = False,
     storage_options: dict[str, Any] | None = None,
+    dtype: Any = None,
 ) -> da.Array:
     """Copy any source into a zarr array chunked by whole rows, streaming chunk by chunk.
 
@@ -294,6 +360,10 @@ def to_zarr(
         Replace an existing store at ``path``; otherwise refuse.
     storage_options : dict, optional
         fsspec options, used for ``path`` and for a URL ``source``.
+    dtype : numpy dtype, optional
+        Store the values in this type, e.g. ``"float16"`` for half of float32's bytes to read
+        every epoch; checked as in :func:`as_storage_dtype` (a value it cannot hold is an
+        error, and nothing is left at ``path``).  Default: the source's type.
 
     Returns
     -------
@@ -316,6 +386,8 @@ def to_zarr(
             f"{os.fspath(path)!r} already exists; pass overwrite=True to replace it."
         )
     array = as_dask_array(source, key=key, storage_options=storage_options)
+    if dtype is not None:
+        array = as_storage_dtype(array, dtype)
     rows = _rows_for(chunks, array.shape, array.dtype, per_core=0)
     local = isinstance(fs, LocalFileSystem)
     with _staged_store(fs, target) as partial:

@@ -391,3 +391,20 @@ def test_train_with_a_narrow_precision_records_it_in_the_map(tmp_path, blobs, ca
     with pytest.raises(SystemExit):
         main([*args, "--output", str(out), "--precision", "fp8"])
     assert "invalid choice: 'fp8'" in capsys.readouterr().err
+
+
+def test_train_holds_the_rows_in_the_asked_storage_type(tmp_path, blobs, capsys):
+    np.save(tmp_path / "x.npy", blobs)
+    out = tmp_path / "out"
+    args = ["train", str(tmp_path / "x.npy"), "--size", "4x4", "--epochs", "2", "--workers", "0"]
+    assert main([*args, "--output", str(out), "--storage-dtype", "float16", "--no-plots"]) == 0
+    assert "300 rows x 5 features (float16)" in capsys.readouterr().out
+    assert json.loads((out / "summary.json").read_text())["settings"]["storage_dtype"] == "float16"
+
+
+def test_a_storage_type_that_would_change_the_data_fails_in_one_line(tmp_path, blobs, capsys):
+    np.save(tmp_path / "x.npy", blobs)
+    args = ["train", str(tmp_path / "x.npy"), "--size", "4x4", "--epochs", "2", "--workers", "0"]
+    assert main([*args, "--output", str(tmp_path / "out"), "--storage-dtype", "uint8"]) == 1
+    err = capsys.readouterr().err
+    assert "storage dtype uint8 cannot hold" in err and len(err.strip().splitlines()) == 1

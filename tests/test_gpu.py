@@ -118,6 +118,13 @@ def test_to_device_moves_chunks_with_cupy_meta_and_stores_narrow(one_fake_gpu):
     assert gpu.to_device(data).dtype == np.float64
 
 
+def test_to_device_refuses_a_storage_type_that_would_change_a_value(one_fake_gpu):
+    data = da.from_array(np.linspace(0, 1, 40).reshape(10, 4), chunks=(5, 4))
+    moved = gpu.to_device(data, storage_dtype=np.uint8)
+    with pytest.raises(ValueError, match=r"Row (0 holds 0\.0256|5 holds 0\.5128).*uint8 cannot"):
+        moved.compute()
+
+
 def test_to_device_refuses_what_is_not_a_dask_array(one_fake_gpu):
     with pytest.raises(TypeError, match="dask array"):
         gpu.to_device(np.zeros((3, 2)))

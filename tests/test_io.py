@@ -2,6 +2,7 @@
 
 import os
 import pickle
+import re
 import signal
 import sys
 import threading
@@ -16,7 +17,15 @@ import zarr
 from dask import delayed
 
 from dasksom import io
-from dasksom.io import TARGET_CHUNK_BYTES, as_dask_array, open_array, row_chunk_size, to_zarr
+from dasksom.io import (
+    STORAGE_DTYPES,
+    TARGET_CHUNK_BYTES,
+    as_dask_array,
+    as_storage_dtype,
+    open_array,
+    row_chunk_size,
+    to_zarr,
+)
 
 h5py = pytest.importorskip("h5py")
 
@@ -409,6 +418,85 @@ def test_interrupted_to_zarr_keeps_the_old_store(tmp_path, data):
     time.sleep(0.6)
     assert os.listdir(tmp_path) == ["x.zarr"]
     check(open_array(tmp_path / "x.zarr"), data)
+
+
+# --- storage types ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def small(data):
+    """Whole numbers that every storage type holds."""
+    return data % 100
+
+
+@pytest.mark.parametrize("dtype", STORAGE_DTYPES)
+def test_values_a_storage_type_holds_are_kept(small, dtype):
+    stored = as_storage_dtype(da.from_array(small, chunks=(16, 7)), dtype)
+    assert stored.dtype == dtype
+    np.testing.assert_array_equal(stored.compute().astype("float32"), small)
+
+
+def test_float16_storage_rounds_to_11_significant_bits():
+    x = np.random.default_rng(0).normal(size=(50, 4))
+    stored = as_storage_dtype(da.from_array(x, chunks=10), "float16").compute()
+    np.testing.assert_allclose(stored, x, rtol=2.0**-11, atol=2.0**-24)
+
+
+def test_missing_values_stay_missing_in_a_float_storage_type():
+    x = np.array([[1.0, np.nan], [np.inf, 2.0]])
+    check(as_storage_dtype(da.from_array(x), "float16"), x.astype("float16"))
+
+
+@pytest.mark.parametrize(
+    ("value", "dtype", "holds"),
+    [
+        (70000.0, "float16", "magnitudes up to 65504"),
+        (-1e39, "float32", "magnitudes up to 3.40282e+38"),
+        (2.5, "uint8", "whole numbers from 0 to 255"),
+        (256.0, "uint8", "whole numbers from 0 to 255"),
+        (-1, "uint8", "whole numbers from 0 to 255"),
+        (np.nan, "int16", "whole numbers from -32768 to 32767"),
+        (np.inf, "int8", "whole numbers from -128 to 127"),
+    ],
+)
+def test_a_value_the_storage_type_cannot_hold_names_its_row(value, dtype, holds):
+    x = np.zeros((30, 3))
+    x[23, 1] = value
+    stored = as_storage_dtype(da.from_array(x, chunks=(10, 3)), dtype)
+    with pytest.raises(ValueError, match=f"Row 23 holds .*{re.escape(holds)}.*wider type"):
+        stored.compute()
+
+
+def test_a_storage_type_is_applied_lazily(small):
+    x = small.copy()
+    x[3, 3] = 0.5
+    stored = as_storage_dtype(da.from_array(x, chunks=(16, 7)), "uint8")
+    assert stored.dtype == np.uint8  # no error until the chunk is read
+    with pytest.raises(ValueError, match="Row 3 holds 0.5"):
+        stored.compute()
+
+
+def test_the_same_storage_type_returns_the_data_itself(data):
+    array = da.from_array(data, chunks=(16, 7))
+    assert as_storage_dtype(array, "float32") is array
+
+
+@pytest.mark.parametrize("dtype", ["U3", "complex64", "bool", "no such type"])
+def test_a_storage_type_must_be_a_real_number_type(data, dtype):
+    with pytest.raises(ValueError, match="[Ss]torage dtype"):
+        as_storage_dtype(da.from_array(data), dtype)
+
+
+def test_to_zarr_stores_the_asked_type(tmp_path, data):
+    stored = to_zarr(data, tmp_path / "x.zarr", dtype="uint16")
+    assert zarr.open_array(tmp_path / "x.zarr", mode="r").dtype == np.uint16
+    check(stored, data.astype("uint16"))
+
+
+def test_to_zarr_refusing_a_value_leaves_nothing(tmp_path, data):
+    with pytest.raises(ValueError, match="storage dtype int8 cannot hold"):
+        to_zarr(data, tmp_path / "x.zarr", dtype="int8")
+    assert os.listdir(tmp_path) == []
 
 
 # --- errors -------------------------------------------------------------------------------
