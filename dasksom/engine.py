@@ -42,6 +42,10 @@ FUSE_MAX_GROUP_BYTES = 32 << 20
 SCATTER_COPIES = 2
 # Keep data in worker memory when it takes at most this share of the memory it would live in.
 PERSIST_MEMORY_FRACTION = 0.5
+# The same for GPU memory, where the only other user is the search's working memory, at most
+# 1/8 of what is free (gpu.DEVICE_MEMORY_SHARE); it stays under dask-cuda's spilling threshold
+# (80% of the device), and 10^9 rows x 50 float16 values (93 GiB) stay on an H200 (139 GiB).
+DEVICE_PERSIST_FRACTION = 0.7
 
 
 def distributed_client() -> Client | None:
@@ -96,17 +100,18 @@ def should_persist(data: da.Array, persist: bool | str) -> bool:
     """Decide whether to keep the data in (worker) memory between epochs.
 
     ``"auto"`` keeps it when it takes at most half of the cluster's memory (or of this
-    machine's available memory on a local scheduler; of the GPUs' free memory for CuPy
-    chunks); otherwise every epoch streams it from its source with bounded memory.
+    machine's available memory on a local scheduler), or for CuPy chunks at most
+    :data:`DEVICE_PERSIST_FRACTION` of the GPUs' free memory; otherwise every epoch streams it
+    from its source with bounded memory.
     """
     if persist != "auto":
         return bool(persist)
-    client = distributed_client()
     if array_module(data._meta) is not np:
         from .gpu import device_memory_budget
 
-        budget = device_memory_budget()
-    elif client is not None:
+        return data.nbytes <= DEVICE_PERSIST_FRACTION * device_memory_budget()
+    client = distributed_client()
+    if client is not None:
         workers = client.scheduler_info(n_workers=-1)["workers"].values()
         budget = sum(w.get("memory_limit") or 0 for w in workers)
     else:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import importlib
 import os
+import sys
 import time
 import warnings
 from collections.abc import Iterator
@@ -246,7 +247,9 @@ def local_cuda_cluster(
         "rmm_pool_size": pool,
     }
     if pool is not None:
+        # Tracking lets free_device_bytes count the pool's unused part as free.
         options["rmm_allocator_external_lib_list"] = ["cupy"]
+        options["rmm_track_allocations"] = True
     options.update(kwargs)
     with dask_cuda.LocalCUDACluster(**options) as cluster, Client(cluster) as client:
         yield client
@@ -272,9 +275,27 @@ def device_block_rows(n_nodes: int, n_features: int, free_bytes: int, itemsize: 
 
 
 def free_device_bytes(cupy: Any) -> int:
-    """Free memory of the current device, counting what CuPy's own pool holds unused."""
+    """Free memory of the current device, counting what CuPy's own pool or this process's RMM
+    pool holds unused (the device reports pooled memory as taken)."""
     free, _total = cupy.cuda.runtime.memGetInfo()
-    return int(free) + int(cupy.get_default_memory_pool().free_bytes())
+    return int(free) + int(cupy.get_default_memory_pool().free_bytes()) + rmm_pool_unused_bytes()
+
+
+def rmm_pool_unused_bytes() -> int:
+    """Bytes of this process's RMM pool not handed out, where RMM tracks its allocations (as
+    dask-cuda's ``rmm_track_allocations`` sets up, and :func:`local_cuda_cluster` asks for);
+    0 without RMM, without a pool, or without tracking (then what the pool holds unused is
+    unknown and counted as taken)."""
+    rmm = sys.modules.get("rmm")
+    if rmm is None:
+        return 0
+    tracking = rmm.mr.get_current_device_resource()
+    if not isinstance(tracking, rmm.mr.TrackingResourceAdaptor):
+        return 0
+    pool = tracking.get_upstream()
+    if not isinstance(pool, rmm.mr.PoolMemoryResource):
+        return 0
+    return max(0, int(pool.pool_size()) - int(tracking.get_allocated_bytes()))
 
 
 def block_rows(

@@ -8,6 +8,8 @@ behaviours on a real GPU are in ``tests/test_gpu.py``.
 """
 
 import inspect
+import sys
+import types
 
 import dask.array as da
 import numpy as np
@@ -356,10 +358,48 @@ def test_a_fit_on_device_chunks_compiles_the_kernels_first_and_times_it_apart(cu
 
 def test_device_chunks_persist_only_when_they_fit_in_free_gpu_memory(cupy, monkeypatch):
     data = gpu.to_device(da.from_array(clusters(), chunks=(150, 16)))
-    monkeypatch.setattr(fake_cupy, "FREE_BYTES", 4 * data.nbytes)
+    fits = int(data.nbytes / engine.DEVICE_PERSIST_FRACTION) + 1
+    monkeypatch.setattr(fake_cupy, "FREE_BYTES", fits)
     assert engine.should_persist(data, "auto")
-    monkeypatch.setattr(fake_cupy, "FREE_BYTES", data.nbytes)
+    monkeypatch.setattr(fake_cupy, "FREE_BYTES", fits - 16)
     assert not engine.should_persist(data, "auto")
+
+
+def fake_rmm(pool_bytes: int, allocated: int, tracked: bool = True):
+    """An ``rmm`` module whose current resource is a pool, tracked as dask-cuda's
+    ``rmm_track_allocations`` wraps it."""
+
+    class PoolMemoryResource:
+        def pool_size(self):
+            return pool_bytes
+
+    class TrackingResourceAdaptor:
+        def get_upstream(self):
+            return PoolMemoryResource()
+
+        def get_allocated_bytes(self):
+            return allocated
+
+    current = TrackingResourceAdaptor() if tracked else PoolMemoryResource()
+    mr = types.SimpleNamespace(
+        PoolMemoryResource=PoolMemoryResource,
+        TrackingResourceAdaptor=TrackingResourceAdaptor,
+        get_current_device_resource=lambda: current,
+    )
+    return types.SimpleNamespace(mr=mr)
+
+
+def test_the_unused_part_of_a_tracked_rmm_pool_counts_as_free_gpu_memory(cupy, monkeypatch):
+    monkeypatch.setitem(sys.modules, "rmm", fake_rmm(pool_bytes=10 << 30, allocated=3 << 30))
+    assert gpu.rmm_pool_unused_bytes() == 7 << 30
+    assert gpu.free_device_bytes(cupy) == fake_cupy.FREE_BYTES + (7 << 30)
+
+
+def test_an_untracked_rmm_pool_counts_as_taken(cupy, monkeypatch):
+    monkeypatch.setitem(sys.modules, "rmm", fake_rmm(10 << 30, 3 << 30, tracked=False))
+    assert gpu.rmm_pool_unused_bytes() == 0
+    monkeypatch.delitem(sys.modules, "rmm")
+    assert gpu.rmm_pool_unused_bytes() == 0
 
 
 def test_the_gpu_memory_budget_counts_a_gpu_shared_by_workers_once(monkeypatch):

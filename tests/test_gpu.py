@@ -190,6 +190,7 @@ def test_local_cuda_cluster_asks_dask_cuda_for_one_worker_per_gpu(monkeypatch, o
     assert asked["host"] == "127.0.0.1" and asked["dashboard_address"].startswith("127.0.0.1:")
     assert asked["rmm_pool_size"] == gpu.AUTO_POOL_FRACTION and asked["protocol"] == "tcp"
     assert asked["rmm_allocator_external_lib_list"] == ["cupy"]
+    assert asked["rmm_track_allocations"]  # so the pool's unused part counts as free
 
 
 @pytest.mark.parametrize(
