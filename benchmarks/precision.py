@@ -9,7 +9,9 @@ their own.  Each narrow map's QE and TE are reported as ratios to the exact map'
 On CPUs the narrow formats are emulated (dasksom.precision): the operands are rounded exactly as
 a GPU's tensor cores take them, so these qualities are what a GPU run gives up to the order of
 float32 additions; the times show the emulation's cost, not a GPU's speed.
-Also compared: the same map trained on the pixels kept as uint8 (widened per block).
+Also compared: the same map trained on the pixels kept as uint8 (widened per block), and on
+the [0, 1] values stored as float16 (``dasksom.io.as_storage_dtype``; scored on the float32
+values, so its ratios compare like with like).
 
     python benchmarks/precision.py [--quick]
 """
@@ -18,11 +20,13 @@ from __future__ import annotations
 
 import time
 
+import dask.array as da
 import numpy as np
 from _common import Table, finish, load_mnist, parser, start_state
 
 from dasksom import SOM
 from dasksom.evaluation import majority_label_accuracy
+from dasksom.io import as_storage_dtype
 from dasksom.precision import PRECISIONS
 
 SETTINGS = {"topology": "hexagonal", "pbc": True, "metric": "cosine", "init": "pca"}
@@ -40,15 +44,24 @@ def main() -> None:
         "map quality per precision of the training search (scored with exact products)",
         ["precision", "data", "train s", "QE", "TE", "label", "QE / exact", "TE / exact"],
     )
-    runs = [(name, "float32") for name in PRECISIONS] + [("exact", "uint8 pixels")]
+    runs = [(name, "float32") for name in PRECISIONS] + [
+        ("exact", "uint8 pixels"),
+        ("exact", "float16"),
+        ("bfloat16", "float16"),
+    ]
+    stored_as = {
+        "float32": x,
+        "uint8 pixels": np.rint(x * 255).astype(np.uint8),
+        "float16": as_storage_dtype(da.from_array(x, chunks=(10_000, -1)), "float16"),
+    }
     exact: dict = {}
     for precision, stored in runs:
-        data = x if stored == "float32" else np.rint(x * 255).astype(np.uint8)
+        data = stored_as[stored]
         som = SOM(side, side, epochs=EPOCHS, random_state=SEED, precision=precision, **SETTINGS)
         started = time.perf_counter()
         som.fit(data)
         seconds = time.perf_counter() - started
-        quality = som.evaluate(data, keep_bmus=True)
+        quality = som.evaluate(x if stored == "float16" else data, keep_bmus=True)
         label = majority_label_accuracy(quality["bmus"], labels, som.lattice_.n_nodes)
         if precision == "exact" and stored == "float32":
             exact = quality
