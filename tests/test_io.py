@@ -5,7 +5,6 @@ import pickle
 import re
 import signal
 import sys
-import threading
 import time
 
 import dask.array as da
@@ -376,13 +375,18 @@ def test_to_zarr_memory_url_failure_leaves_nothing(memory_fs):
     assert memory_fs.ls("/dasksom-test") == []
 
 
-def _interrupted(n_blocks, interrupt_at):
-    """Rows that take a while per chunk, and a Ctrl-C when chunk ``interrupt_at`` is read."""
+def _interrupted(n_blocks, interrupt_at=None, ctrl_c_at=None):
+    """Rows that take a while per chunk; reading chunk ``interrupt_at`` raises
+    KeyboardInterrupt in the task, reading chunk ``ctrl_c_at`` sends this process a SIGINT
+    (as Ctrl-C does) while later chunks still wait."""
 
     def read(block, block_info=None):
-        if block_info[0]["chunk-location"][0] == interrupt_at:
+        where = block_info[0]["chunk-location"][0]
+        if where == interrupt_at:
             time.sleep(0.1)  # the other threads are busy with their chunks by now
             raise KeyboardInterrupt
+        if where == ctrl_c_at:
+            os.kill(os.getpid(), signal.SIGINT)
         time.sleep(0.3)
         return block
 
@@ -399,14 +403,8 @@ def test_interrupted_to_zarr_leaves_nothing(tmp_path):
 
 
 def test_ctrl_c_during_to_zarr_leaves_nothing(tmp_path):
-    slow = _interrupted(8, interrupt_at=-1)
-    timer = threading.Timer(0.45, os.kill, (os.getpid(), signal.SIGINT))
-    timer.start()
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            to_zarr(slow, tmp_path / "x.zarr", chunks=10)
-    finally:
-        timer.cancel()
+    with pytest.raises(KeyboardInterrupt):
+        to_zarr(_interrupted(8, ctrl_c_at=2), tmp_path / "x.zarr", chunks=10)
     time.sleep(0.6)
     assert os.listdir(tmp_path) == []
 
