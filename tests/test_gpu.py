@@ -12,6 +12,7 @@ import pytest
 from distributed import Client, LocalCluster
 
 from dasksom import SOM, gpu
+from dasksom.io import as_storage_dtype
 from dasksom.kernels import METRICS, SCORE_BLOCK_ELEMENTS, partial_sums, predict_chunk
 
 
@@ -395,6 +396,13 @@ def test_narrow_storage_on_the_gpu_trains_the_float32_map():
     data = da.from_array(pixels, chunks=(500, 16))
     narrow = fit_map(gpu.to_device(data, storage_dtype=np.uint8))
     assert_float32_close(narrow, fit_map(data.astype(np.float32)))
+
+
+@requires_gpu
+def test_float16_storage_on_the_gpu_trains_the_cpus_float16_map():
+    data = da.from_array(float32_problem(), chunks=(500, 16))
+    on_gpu = fit_map(gpu.to_device(data, storage_dtype=np.float16))
+    assert_float32_close(on_gpu, fit_map(as_storage_dtype(data, np.float16)))
 
 
 @requires_gpu
