@@ -402,7 +402,16 @@ def test_interrupted_to_zarr_leaves_nothing(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
-def test_ctrl_c_during_to_zarr_leaves_nothing(tmp_path):
+@pytest.fixture
+def ctrl_c_interrupts():
+    """SIGINT raises KeyboardInterrupt, as in a terminal, even where the suite runs as a
+    background job (``cmd &``, nohup), which starts with SIGINT ignored."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_ctrl_c_during_to_zarr_leaves_nothing(tmp_path, ctrl_c_interrupts):
     with pytest.raises(KeyboardInterrupt):
         to_zarr(_interrupted(8, ctrl_c_at=2), tmp_path / "x.zarr", chunks=10)
     time.sleep(0.6)
