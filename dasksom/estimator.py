@@ -18,7 +18,7 @@ import numpy as np
 
 from . import engine
 from .initialization import INITS, check_init_array, initial_weights
-from .io import as_dask_array
+from .io import as_dask_array, first_row
 from .kernels import (
     METRICS,
     NAN_POLICIES,
@@ -741,11 +741,6 @@ def _not_fitted_error_type() -> type:
     return type("NotFittedError", (NotFittedError, theirs), {"__module__": __name__})
 
 
-def _row_offset(block_info: dict | None) -> int:
-    """Index of a chunk's first row in the whole array (for error messages)."""
-    return int(block_info[0]["array-location"][0][0]) if block_info else 0
-
-
 def _per_chunk(
     chunk: Any,
     per_chunk: Any,
@@ -754,7 +749,7 @@ def _per_chunk(
     nan_policy: str,
     block_info: dict | None = None,
 ) -> Any:
-    return per_chunk(chunk, weights, metric, _row_offset(block_info), nan_policy)
+    return per_chunk(chunk, weights, metric, first_row(block_info), nan_policy)
 
 
 def _quality_of(totals: np.ndarray, nan_policy: str) -> dict:

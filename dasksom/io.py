@@ -317,13 +317,18 @@ def _cast_exactly(chunk: Any, dtype: np.dtype, block_info: dict | None = None) -
         holds = f"whole numbers from {info.min} to {info.max}"
     if bool(lost.any()):
         where = tuple(int(i) for i in xp.argwhere(lost)[0])
-        first = int(block_info[0]["array-location"][0][0]) if block_info else 0
-        value = chunk[where].item()
+        row, value = first_row(block_info) + where[0], chunk[where].item()
         raise ValueError(
-            f"Row {first + where[0]} holds {value!r}, which storage dtype {dtype} cannot hold (it "
-            f"holds {holds}); store the data in a wider type (e.g. float32) or rescale it."
+            f"Row {row} holds {value!r}, which storage dtype {dtype} cannot hold (it holds "
+            f"{holds}); store the data in a wider type (e.g. float32) or rescale it."
         )
     return cast
+
+
+def first_row(block_info: dict | None) -> int:
+    """Index of a chunk's first row in the whole array, from the ``block_info`` that
+    ``map_blocks`` passes (0 without it); for error messages that name a row."""
+    return int(block_info[0]["array-location"][0][0]) if block_info else 0
 
 
 def to_zarr(
