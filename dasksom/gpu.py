@@ -393,9 +393,8 @@ def warm_up(
     Runs one chunk's partial sums (finite check, widening to the compute type, the product in
     ``precision``, the fused search, sums, counts, distances) and a prediction on a few random
     rows of ``dtype`` against ``n_nodes`` random weights, so that the first epoch does not pay
-    for compilation.  Report
-    the time apart from epoch times.  On a cluster, run it on every worker
-    (``client.run(warm_up, ...)``).
+    for compilation.  Report the time apart from epoch times.  On a cluster, run it on every
+    worker (``client.run(warm_up, ...)``, or :func:`warm_up_workers`).
     """
     cupy = require_gpu()
     start = time.perf_counter()

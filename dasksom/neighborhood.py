@@ -396,9 +396,10 @@ class _BubbleSums(_StructuredSums):
         out = xp.repeat((xp.asarray(self.full) @ totals)[:, None, :], width, axis=1)
         for shift, lo, rows, length in self.groups:
             sources = rows + shift if isinstance(rows, np.ndarray) else _shift(rows, shift)
+            sources = _on(xp, sources)
             start = width + lo
-            upper = extended[_on(xp, sources), start + length : start + length + width]
-            lower = extended[_on(xp, sources), start : start + width]
+            upper = extended[sources, start + length : start + length + width]
+            lower = extended[sources, start : start + width]
             out[_on(xp, rows)] += upper - lower
         return out
 
