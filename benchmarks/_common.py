@@ -246,7 +246,7 @@ def pca_init(x: np.ndarray, height: int, width: int) -> np.ndarray:
     import dask.array as da
 
     from dasksom import Lattice
-    from dasksom.initialization import initial_weights
+    from dasksom.core.initialization import initial_weights
 
     lattice = Lattice(height, width, "hexagonal")
     return initial_weights(da.from_array(x), lattice, "pca", np.random.default_rng(0))

@@ -3,9 +3,10 @@
 Run by ``benchmarks/run_gpu.sh`` on a GPU machine (CuPy, numpy, and the dask wheels that
 ``fetch_gpu_wheels.sh`` carried).  Measures, each in this one run:
 
-* the kernel warm-up (``dasksom.gpu.warm_up``) on an empty CuPy kernel cache, apart from epochs;
+* the kernel warm-up (``dasksom.training.gpu.warm_up``) on an empty CuPy kernel cache, apart
+  from epochs;
 * the bare product ``X @ W.T`` of the MNIST shapes at each precision (exact float32, tf32,
-  bfloat16, float16 through ``dasksom.precision``), timed with CUDA events;
+  bfloat16, float16 through ``dasksom.core.precision``), timed with CUDA events;
 * the MNIST tutorial (60,000 x 784, 50x50 hexagonal, PBC, cosine, 10 epochs) on CuPy chunks:
   first epoch after warm-up, median later epoch and its ratio to the bare product, 10 epochs;
 * the same tutorial trained at each narrow precision: median epoch over that precision's bare
@@ -87,7 +88,7 @@ def product_seconds(
 ) -> float:
     """Median seconds of ``X @ W.T`` on the device at ``precision`` (operands already in its
     format), with CUDA events, after warm-up."""
-    from dasksom.precision import get_precision
+    from dasksom.core.precision import get_precision
 
     chosen = get_precision(precision)
     weights_t = np.random.default_rng(1).random((x.shape[1], n_nodes), np.float32)
@@ -121,14 +122,14 @@ def fit_som(data, side: int, epochs: int, **settings):
 def device_data(x: np.ndarray, chunk_rows: int):
     import dask.array as da
 
-    from dasksom.gpu import to_device
+    from dasksom.training.gpu import to_device
 
     return to_device(da.from_array(x, chunks=(chunk_rows, x.shape[1]))).persist()
 
 
 def tutorial_rows(table: Table, x: np.ndarray, options, product: float) -> None:
     """Warm-up, then the MNIST tutorial's 10 epochs on CuPy chunks (threaded scheduler)."""
-    from dasksom.gpu import warm_up
+    from dasksom.training.gpu import warm_up
 
     warm = warm_up(x.shape[1], 2500, TUTORIAL["metric"])
     table.add("warm-up (compile kernels, empty cache)", warm, "s", None, None, "apart from epochs")
@@ -145,7 +146,7 @@ def tutorial_rows(table: Table, x: np.ndarray, options, product: float) -> None:
 
 def precision_rows(table: Table, cupy, x: np.ndarray, options) -> None:
     """The tutorial at each narrow precision: epoch over that precision's product, quality."""
-    from dasksom.gpu import warm_up
+    from dasksom.training.gpu import warm_up
 
     data = device_data(x, options.chunk_rows)
     exact = table.details.get("exact_quality")
@@ -241,7 +242,7 @@ def cluster_rows(table: Table, x: np.ndarray, options) -> None:
     """Two LocalCluster workers on the one GPU against one; a LocalCUDACluster if present."""
     from distributed import Client, LocalCluster
 
-    from dasksom.gpu import warm_up
+    from dasksom.training.gpu import warm_up
 
     os.environ["CUDA_VISIBLE_DEVICES"] = os.environ.get("CUDA_VISIBLE_DEVICES", "0").split(",")[0]
     maps = {}
@@ -260,7 +261,7 @@ def cluster_rows(table: Table, x: np.ndarray, options) -> None:
 
 
 def cuda_cluster_row(table: Table, x: np.ndarray, options) -> None:
-    from dasksom.gpu import local_cuda_cluster, warm_up
+    from dasksom.training.gpu import local_cuda_cluster, warm_up
 
     try:
         with local_cuda_cluster(n_gpus=1) as client:
@@ -349,7 +350,7 @@ def main() -> None:
         print(f"budget {options.budget} s; chunk rows {options.chunk_rows}; dry run: exiting")
         return
     budget = Budget(options.budget)
-    from dasksom.gpu import require_gpu
+    from dasksom.backends.cuda import require_gpu
 
     try:
         cupy = require_gpu()

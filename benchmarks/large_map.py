@@ -1,6 +1,6 @@
 """Large maps: the cost of the neighbourhood step and of training a 256 x 256 map on MNIST.
 
-Times :func:`dasksom.neighborhood.smooth` (``H @ S`` with ``K = 785`` columns, MNIST's 784
+Times :func:`dasksom.core.neighborhood.smooth` (``H @ S`` with ``K = 785`` columns, MNIST's 784
 features plus the counts) on 128 x 128 and 256 x 256 hexagonal maps for every neighbourhood,
 with its peak traced memory, then trains ``dasksom.SOM(256, 256)`` for 2 epochs on MNIST and
 reports seconds per epoch and the training process's peak RSS.  Prints one table and writes
@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from dasksom import SOM, Lattice
-from dasksom.neighborhood import (
+from dasksom.core.neighborhood import (
     DENSE_MAX_NODES,
     NEIGHBORHOODS,
     neighborhood_matrix,

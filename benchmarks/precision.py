@@ -6,8 +6,8 @@ random_state=32)`` for 10 epochs on the 60,000 MNIST training images in [0, 1] w
 quantization error, topographic error and the share of images whose BMU's majority label is
 their own.  Each narrow map's QE and TE are reported as ratios to the exact map's.
 
-On CPUs the narrow formats are emulated (dasksom.precision): the operands are rounded exactly as
-a GPU's tensor cores take them, so these qualities are what a GPU run gives up to the order of
+On CPUs the narrow formats are emulated (dasksom.core.precision): the operands are rounded exactly
+as a GPU's tensor cores take them, so these qualities are what a GPU run gives up to the order of
 float32 additions; the times show the emulation's cost, not a GPU's speed.
 Also compared: the same map trained on the pixels kept as uint8 (widened per block), and on
 the [0, 1] values stored as float16 (``dasksom.io.as_storage_dtype``; scored on the float32
@@ -25,9 +25,9 @@ import numpy as np
 from _common import Table, finish, load_mnist, parser, start_state
 
 from dasksom import SOM
-from dasksom.evaluation import majority_label_accuracy
-from dasksom.io import as_storage_dtype
-from dasksom.precision import PRECISIONS
+from dasksom.core.analysis import majority_label_accuracy
+from dasksom.core.precision import PRECISIONS
+from dasksom.io.storage import as_storage_dtype
 
 SETTINGS = {"topology": "hexagonal", "pbc": True, "metric": "cosine", "init": "pca"}
 EPOCHS = 10

@@ -38,7 +38,7 @@ from _common import (
 )
 from peers import VENV, ensure_peers, venv_python
 
-from dasksom.evaluation import majority_label_accuracy
+from dasksom.core.analysis import majority_label_accuracy
 
 CHILD = BENCH_DIR / "_peer_child.py"
 METRIC = "cosine"

@@ -7,7 +7,7 @@ alone (numpy, every BLAS thread, median of several runs) and the median epoch of
 ``LocalCluster(n_workers=2, threads_per_worker=1)``, and prints their ratio.  Targets: at most
 1.3 threaded, 1.5 on the LocalCluster.
 
-It also profiles one epoch: the pieces of ``dasksom.kernels.partial_sums`` on one chunk of the
+It also profiles one epoch: the pieces of ``dasksom.core.sums.partial_sums`` on one chunk of the
 size the engine cuts (one BLAS thread, as inside the engine), scaled to the epoch (chunks per
 thread), and the client-side weight update.  When ``OPENBLAS_CORETYPE`` or ``OPENBLAS_L2_SIZE``
 is set, the product is timed again in a child process with both unset.
@@ -38,6 +38,9 @@ from _common import (
     start_state,
 )
 from threadpoolctl import threadpool_limits
+
+from dasksom.core import metrics, missing, search
+from dasksom.core import sums as chunk_sums
 
 BLAS_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 TARGETS = {"threaded": 1.3, "LocalCluster": 1.5}
@@ -71,8 +74,8 @@ def fit_history(x: np.ndarray, height: int, width: int, epochs: int) -> list[dic
 
 def epoch_sums_seconds(x: np.ndarray, weights: np.ndarray, repeats: int) -> float:
     """Median time of the engine's distributed part of an epoch, on the current scheduler."""
-    from dasksom import engine
-    from dasksom.io import as_dask_array
+    from dasksom.io.sources import as_dask_array
+    from dasksom.training import engine
 
     data = as_dask_array(x).persist()
     engine.epoch_sums(data, weights, "euclidean")  # warm-up: first task runs, imports
@@ -81,30 +84,29 @@ def epoch_sums_seconds(x: np.ndarray, weights: np.ndarray, repeats: int) -> floa
 
 def profile_chunk(x: np.ndarray, weights: np.ndarray, repeats: int) -> dict[str, float]:
     """Seconds of each piece of ``partial_sums`` on one chunk, with one BLAS thread."""
-    from dasksom import kernels
 
-    prepared = kernels.PreparedWeights.build(weights, "euclidean", np, np.float32)
+    prepared = metrics.PreparedWeights.build(weights, "euclidean", np, np.float32)
     step = prepared.metric.block_rows(prepared.n_nodes, x.shape[1])
-    bmu = kernels.best_matching_units(x, prepared)
-    distances = kernels.bmu_distances(x, prepared.weights, bmu).astype(np.float64)
+    bmu = search.best_matching_units(x, prepared)
+    distances = search.bmu_distances(x, prepared.weights, bmu).astype(np.float64)
     n_nodes = len(weights)
     pieces = {
-        "finite check (epoch 0 only)": lambda: kernels.find_nonfinite(x, 0),
-        "float32 overflow scan": lambda: kernels.prepare(x, weights, "euclidean"),
-        "prepare weights": lambda: kernels.PreparedWeights.build(
+        "finite check (epoch 0 only)": lambda: missing.find_nonfinite(x, 0),
+        "float32 overflow scan": lambda: metrics.prepare(x, weights, "euclidean"),
+        "prepare weights": lambda: metrics.PreparedWeights.build(
             weights, "euclidean", np, np.float32
         ),
         "product x @ W.T (row blocks)": lambda: [
             x[i : i + step] @ prepared.scoring for i in range(0, len(x), step)
         ],
-        "BMU search (product + argmax)": lambda: kernels.best_matching_units(x, prepared),
-        "BMU distances": lambda: kernels.bmu_distances(x, prepared.weights, bmu),
-        "scatter sums S[k]": lambda: kernels.sum_rows_by_index(x, bmu, n_nodes),
+        "BMU search (product + argmax)": lambda: search.best_matching_units(x, prepared),
+        "BMU distances": lambda: search.bmu_distances(x, prepared.weights, bmu),
+        "scatter sums S[k]": lambda: chunk_sums.sum_rows_by_index(x, bmu, n_nodes),
         "counts and distance sums": lambda: (
             np.bincount(bmu, minlength=n_nodes),
             np.bincount(bmu, weights=distances, minlength=n_nodes),
         ),
-        "partial_sums, whole": lambda: kernels.partial_sums(x, weights, "euclidean", 0, False),
+        "partial_sums, whole": lambda: chunk_sums.partial_sums(x, weights, "euclidean", 0, False),
     }
     # The fastest of the repeats: each piece is fixed work, and other load only slows it.
     with threadpool_limits(limits=1, user_api="blas"):
@@ -113,12 +115,12 @@ def profile_chunk(x: np.ndarray, weights: np.ndarray, repeats: int) -> dict[str,
 
 def profile_update(x: np.ndarray, weights: np.ndarray, height: int, width: int, repeats: int):
     """Seconds of the client-side update ``W = (H @ S) / (H @ n)`` and of a dense ``H``."""
-    from dasksom import Lattice, kernels
-    from dasksom.engine import update_weights
-    from dasksom.neighborhood import neighborhood_matrix
+    from dasksom import Lattice
+    from dasksom.core.neighborhood import neighborhood_matrix
+    from dasksom.training.engine import update_weights
 
     lattice = Lattice(height, width, "hexagonal")
-    sums = kernels.partial_sums(x, weights, "euclidean", 0, False)
+    sums = chunk_sums.partial_sums(x, weights, "euclidean", 0, False)
     sigma = max(height, width) / 4
     return {
         "neighbourhood matrix H (dense)": min_seconds(
@@ -146,7 +148,7 @@ def main() -> None:
     )
     n_nodes = height * width
     x, _ = load_mnist(rows)
-    from dasksom.io import row_chunk_size
+    from dasksom.io.sources import row_chunk_size
 
     chunk_rows = row_chunk_size(len(x), x.shape[1], x.itemsize)
     n_chunks = -(-len(x) // chunk_rows)

@@ -15,7 +15,7 @@ from _common import Table, finish, local_cluster, min_seconds, parser, start_sta
 
 
 def ms_per_chunk(data, weights, fused: bool, repeats: int) -> float:
-    from dasksom import engine
+    from dasksom.training import engine
 
     saved = engine.FUSE_TASKS_PER_THREAD
     engine.FUSE_TASKS_PER_THREAD = saved if fused else 10**9

@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     from distributed import Client
 
     import dasksom
-    from dasksom.io import as_dask_array
+    from dasksom.io.sources import as_dask_array
 
     args.output.mkdir(parents=True, exist_ok=True)
     log_directory = args.log_directory or args.output / "worker-logs"

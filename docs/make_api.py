@@ -15,7 +15,9 @@ from pathlib import Path
 from types import ModuleType
 
 import dasksom
-from dasksom import analysis, io, plots, plotting
+from dasksom import io, plotting
+from dasksom.core import analysis
+from dasksom.simpsom import plots
 
 OUT = Path(__file__).resolve().parent / "api.md"
 SECTIONS = {"Parameters", "Returns", "Yields", "Raises", "Attributes", "See Also", "Notes"}
@@ -147,9 +149,9 @@ def build() -> str:
         entry("dasksom.load", dasksom.load),
         class_entry("dasksom.Lattice", dasksom.Lattice),
         module_section("dasksom.io", io),
-        module_section("dasksom.analysis", analysis),
+        module_section("dasksom.core.analysis", analysis),
         module_section("dasksom.plotting", plotting),
-        module_section("dasksom.plots", plots),
+        module_section("dasksom.simpsom.plots", plots),
     ]
     return "\n".join(parts).rstrip() + "\n"
 

@@ -18,7 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from PIL import Image  # noqa: E402
 from sklearn.datasets import load_digits  # noqa: E402
 
-from dasksom import SOM, plotting  # noqa: E402
+from dasksom import SOM, plotting
 
 OUT = Path(__file__).resolve().parent / "images"
 DPI = 80

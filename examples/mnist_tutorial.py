@@ -1,7 +1,7 @@
 """simpsom's MNIST tutorial, run by dasksom.
 
 The block at the bottom is simpsom's tutorial with ``import dasksom as sps`` and
-``from dasksom.plots import scatter_on_map`` in place of simpsom's imports; the only other
+``from dasksom.simpsom.plots import scatter_on_map`` in place of simpsom's imports; the only other
 changes are an explicit ``import matplotlib.pyplot as plt`` and a fallback colormap where
 pylettes is not installed.
 
@@ -110,7 +110,7 @@ if __name__ == "__main__":
     net.save_map("./trained_som_MNIST.npy")
     _ = net.plot_map_by_difference(show=True, print_out=True, cmap=pylette)
     _ = net.plot_map_by_feature(feature=100, show=True, print_out=True, cmap=pylette)
-    from dasksom.plots import scatter_on_map
+    from dasksom.simpsom.plots import scatter_on_map
     projection = net.project_onto_map(flat_data)
     scatter_on_map([projection[train_y==i][:1000] for i in range(10)],
                    [[node.pos[0], node.pos[1]] for node in net.nodes_list],

@@ -2,8 +2,8 @@
 
 ``install(monkeypatch)`` puts it in ``sys.modules`` as ``cupy`` (with ``cupy.cuda``,
 ``cupy.cuda.device``, ``cupyx.scipy.sparse`` and ``cupy_backends.cuda.libs.cublas``), so that
-``dasksom.kernels.array_module`` takes its arrays for CuPy's and every ``xp is not np`` branch
-runs on a machine without a GPU.
+``dasksom.backends.arrays.array_module`` takes its arrays for CuPy's and every ``xp is not np``
+branch runs on a machine without a GPU.
 
 What it can prove, because it keeps CuPy's rules where they differ from NumPy's:
 
@@ -48,7 +48,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse
 
-from dasksom.precision import bfloat16_bits
+from dasksom.core.precision import bfloat16_bits
 
 FREE_BYTES = 1 << 30  # what runtime.memGetInfo reports free (tests may change it)
 
@@ -448,11 +448,11 @@ def install(monkeypatch: Any) -> types.ModuleType:
     """
     from dask.utils import Dispatch
 
-    from dasksom import gpu, precision
+    from dasksom.core import precision, search
 
     for name, module in MODULES.items():
         monkeypatch.setitem(sys.modules, name, module)
-    for owner, name in ((precision, "_device_bfloat16_bits"), (gpu, "_best_columns_kernels")):
+    for owner, name in ((precision, "_device_bfloat16_bits"), (search, "_best_columns_kernels")):
         monkeypatch.setattr(owner, name, functools.cache(getattr(owner, name).__wrapped__))
     dispatchers = {
         id(value): value

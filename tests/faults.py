@@ -3,7 +3,7 @@
 import contextlib
 import itertools
 
-from dasksom import engine
+from dasksom.training import engine
 
 
 @contextlib.contextmanager

@@ -1,4 +1,4 @@
-"""U-matrix values (dasksom.analysis), held to a plain numpy loop."""
+"""U-matrix values (dasksom.core.analysis), held to a plain numpy loop."""
 
 import subprocess
 import sys
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from dasksom import Lattice
-from dasksom.analysis import node_differences
+from dasksom.core.analysis import node_differences
 
 
 def reference_differences(weights, lattice):
@@ -60,7 +60,7 @@ def test_plotting_reexports_node_differences():
 
 
 def test_importing_analysis_does_not_import_matplotlib():
-    code = "import sys, dasksom.analysis; print('matplotlib' in sys.modules)"
+    code = "import sys, dasksom.core.analysis; print('matplotlib' in sys.modules)"
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )

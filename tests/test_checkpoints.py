@@ -9,7 +9,7 @@ import pytest
 
 import dasksom
 from dasksom import SOM
-from dasksom.persistence import read_map
+from dasksom.io.map_file import read_map
 
 
 def unreadable(shape, chunks=50):
@@ -150,7 +150,7 @@ def test_saving_to_a_url_is_refused_instead_of_writing_a_local_folder(tmp_path, 
 
 
 def test_checkpoint_written_before_a_setting_existed_counts_as_its_default(checkpointed, blobs):
-    from dasksom.persistence import read_metadata, write_map
+    from dasksom.io.map_file import read_metadata, write_map
 
     metadata, _, _ = read_metadata(checkpointed)
     params, lattice, weights, history = read_map(checkpointed)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import dasksom
-from dasksom.cli import main
+from dasksom.cli.main import main
 
 from .faults import killed_in_epoch
 from .test_tls import spawn, stop
@@ -118,7 +118,7 @@ def test_version(capsys):
 
 @pytest.mark.parametrize("command", ["demo", "train", "predict", "plot", "info"])
 def test_help_shows_every_default(command):
-    from dasksom.cli import build_parsers
+    from dasksom.cli.main import build_parsers
 
     parser = build_parsers()[1][command]
     text = " ".join(parser.format_help().split())
@@ -130,11 +130,11 @@ def test_help_shows_every_default(command):
 
 
 def test_choices_come_from_the_library():
-    from dasksom.cli import build_parsers
-    from dasksom.initialization import INITS
-    from dasksom.kernels import METRICS
-    from dasksom.lattice import TOPOLOGIES
-    from dasksom.neighborhood import NEIGHBORHOODS
+    from dasksom.cli.main import build_parsers
+    from dasksom.core.initialization import INITS
+    from dasksom.core.lattice import TOPOLOGIES
+    from dasksom.core.metrics import METRICS
+    from dasksom.core.neighborhood import NEIGHBORHOODS
 
     options = {a.dest: a for a in build_parsers()[1]["train"]._actions}
     assert tuple(options["init"].choices) == tuple(INITS)
@@ -237,7 +237,7 @@ def test_progress_lines_and_json_epoch_records(tmp_path, blobs, capsys):
 
 
 def test_a_terminal_gets_a_live_bar():
-    from dasksom._cli_progress import progress
+    from dasksom.cli.progress import progress
 
     class Terminal(io.StringIO):
         def isatty(self):
@@ -255,7 +255,7 @@ def test_a_terminal_gets_a_live_bar():
 def test_the_data_is_read_once_after_training(tmp_path, blobs, with_labels):
     import dask.array as da
 
-    from dasksom.cli import write_results
+    from dasksom.cli.main import write_results
 
     som = dasksom.SOM(3, 3, epochs=2, random_state=0).fit(blobs)
     reads = []

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dasksom.cli import build_parser
+from dasksom.cli.main import build_parser
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKER = ROOT / "deploy" / "docker"

@@ -15,17 +15,15 @@ import dask.array as da
 import numpy as np
 import pytest
 
-from dasksom import SOM, engine, gpu, kernels, neighborhood, precision
-from dasksom.kernels import (
-    PreparedWeights,
-    evaluate_chunk,
-    partial_sums,
-    predict_chunk,
-    sum_rows_by_index,
-    transform_chunk,
-)
-from dasksom.lattice import Lattice
-from dasksom.neighborhood import structured_smooth
+from dasksom import SOM
+from dasksom.backends import arrays, cuda
+from dasksom.core import metrics, neighborhood, precision, search
+from dasksom.core.chunk_tasks import evaluate_chunk, predict_chunk, transform_chunk
+from dasksom.core.lattice import Lattice
+from dasksom.core.metrics import PreparedWeights
+from dasksom.core.neighborhood import structured_smooth
+from dasksom.core.sums import partial_sums, sum_rows_by_index
+from dasksom.training import engine, gpu
 
 from . import fake_cupy
 from .fake_cupy import to_device
@@ -150,7 +148,7 @@ def test_a_device_chunk_searched_in_several_row_blocks_gives_numpys_bmus(
 ):
     monkeypatch.setattr(fake_cupy, "FREE_BYTES", 0)  # the device's smallest blocks: 998 rows
     x, weights, _ = problem("float32", n_rows=2500, n_nodes=2100)
-    assert gpu.block_rows(cupy, kernels.METRICS["euclidean"], 2100, 8) < 2500 // 2
+    assert search.block_rows(cupy, metrics.METRICS["euclidean"], 2100, 8) < 2500 // 2
     found = partial_sums(to_device(x), weights, "euclidean", precision=precision_name)
     expected = partial_sums(x, weights, "euclidean", precision=precision_name)
     assert_sums_equal(found.to_host(), expected, rtol=1e-12)
@@ -175,7 +173,7 @@ def test_device_operands_of_float64_data_are_the_cpu_emulations(cupy, precision_
 def test_csr_sums_on_the_device_equal_numpys_with_empty_groups_and_repeats(
     cupy, monkeypatch, dtype, sum_dtype
 ):
-    monkeypatch.setattr(kernels, "SCORE_BLOCK_ELEMENTS", 500)  # narrow data: 3 row blocks
+    monkeypatch.setattr(arrays, "SCORE_BLOCK_ELEMENTS", 500)  # narrow data: 3 row blocks
     rng = np.random.default_rng(1)
     x = rng.integers(0, 50, size=(300, 5)).astype(dtype)
     index = rng.choice([0, 2, 3, 7], size=300)  # groups 1, 4, 5, 6, 8 and 9 stay empty
@@ -325,20 +323,21 @@ def test_the_fake_refuses_host_arrays_where_cupy_does(cupy):
 
 def test_the_fake_search_kernel_checks_its_launch(cupy):
     scores, offsets = to_device(np.zeros((4, 5))), to_device(np.zeros(5))
-    kernel = gpu._best_columns_kernels(0)["float64"]
+    kernel = search._best_columns_kernels(0)["float64"]
     out = cupy.zeros(4, dtype=np.int64)
     scores[:, 3], offsets[4] = 1.0, -1.0
-    kernel((4,), (gpu.SEARCH_THREADS,), (scores, offsets, np.int64(5), out))
+    kernel((4,), (search.SEARCH_THREADS,), (scores, offsets, np.int64(5), out))
     np.testing.assert_array_equal(out.get(), [3, 3, 3, 3])  # in place; a tie: the lower column
     with pytest.raises(ValueError, match="block"):
         kernel((4,), (128,), (scores, offsets, np.int64(5), out))
     with pytest.raises(TypeError, match="n_cols"):
-        kernel((4,), (gpu.SEARCH_THREADS,), (scores, offsets, 5, out))
+        kernel((4,), (search.SEARCH_THREADS,), (scores, offsets, 5, out))
     with pytest.raises(TypeError, match="float64"):
-        kernel((4,), (gpu.SEARCH_THREADS,), (scores.astype(np.float32), offsets, np.int64(5), out))
+        float32_scores = scores.astype(np.float32)
+        kernel((4,), (search.SEARCH_THREADS,), (float32_scores, offsets, np.int64(5), out))
     with pytest.raises(ValueError, match="offsets"):
-        kernel((4,), (gpu.SEARCH_THREADS,), (offsets, scores, np.int64(5), out))
-    swapped = gpu.BEST_COLUMNS_SOURCE.replace("scores, const T* offsets", "offsets, const T* x")
+        kernel((4,), (search.SEARCH_THREADS,), (offsets, scores, np.int64(5), out))
+    swapped = search.BEST_COLUMNS_SOURCE.replace("scores, const T* offsets", "offsets, const T* x")
     module = cupy.RawModule(code=swapped, name_expressions=("best_columns<float>",))
     with pytest.raises(ValueError, match="does not declare"):
         module.get_function("best_columns<float>")
@@ -391,15 +390,15 @@ def fake_rmm(pool_bytes: int, allocated: int, tracked: bool = True):
 
 def test_the_unused_part_of_a_tracked_rmm_pool_counts_as_free_gpu_memory(cupy, monkeypatch):
     monkeypatch.setitem(sys.modules, "rmm", fake_rmm(pool_bytes=10 << 30, allocated=3 << 30))
-    assert gpu.rmm_pool_unused_bytes() == 7 << 30
-    assert gpu.free_device_bytes(cupy) == fake_cupy.FREE_BYTES + (7 << 30)
+    assert cuda.rmm_pool_unused_bytes() == 7 << 30
+    assert cuda.free_device_bytes(cupy) == fake_cupy.FREE_BYTES + (7 << 30)
 
 
 def test_an_untracked_rmm_pool_counts_as_taken(cupy, monkeypatch):
     monkeypatch.setitem(sys.modules, "rmm", fake_rmm(10 << 30, 3 << 30, tracked=False))
-    assert gpu.rmm_pool_unused_bytes() == 0
+    assert cuda.rmm_pool_unused_bytes() == 0
     monkeypatch.delitem(sys.modules, "rmm")
-    assert gpu.rmm_pool_unused_bytes() == 0
+    assert cuda.rmm_pool_unused_bytes() == 0
 
 
 def test_the_gpu_memory_budget_counts_a_gpu_shared_by_workers_once(monkeypatch):

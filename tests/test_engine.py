@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from dasksom import SOM, Lattice
-from dasksom.engine import epoch_sums, update_weights
-from dasksom.kernels import partial_sums
-from dasksom.neighborhood import neighborhood_matrix
+from dasksom.core.neighborhood import neighborhood_matrix
+from dasksom.core.sums import partial_sums
+from dasksom.training.engine import epoch_sums, update_weights
 
 from . import reference
 
@@ -163,7 +163,7 @@ def test_training_lowers_the_quantization_error(blobs):
 
 
 def test_fusing_the_first_reduction_level_into_chunk_tasks_changes_no_bit(monkeypatch):
-    from dasksom import engine
+    from dasksom.training import engine
 
     rng = np.random.default_rng(9)
     data = da.from_array(rng.normal(size=(2000, 6)), chunks=10)

@@ -5,8 +5,8 @@ from sklearn.base import clone
 
 import dasksom
 from dasksom import SOM, Lattice
-from dasksom.estimator import NotFittedError
-from dasksom.initialization import initial_weights
+from dasksom.core.initialization import initial_weights
+from dasksom.estimator.som import NotFittedError
 
 from .faults import killed_in_epoch
 
@@ -289,7 +289,7 @@ def test_workers_can_import_the_kernels_without_plotting_or_scikit_learn():
     import sys
 
     code = (
-        "import sys, dasksom.kernels; "
+        "import sys, dasksom.core; "
         "print(any(m.split('.')[0] in ('matplotlib', 'sklearn') for m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

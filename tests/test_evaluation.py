@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from dasksom.evaluation import label_votes, majority_label_accuracy
+from dasksom.core.analysis import label_votes, majority_label_accuracy
 
 
 def test_votes_count_each_nodes_labels():

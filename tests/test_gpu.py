@@ -11,9 +11,15 @@ import numpy as np
 import pytest
 from distributed import Client, LocalCluster
 
-from dasksom import SOM, gpu
-from dasksom.io import as_storage_dtype
-from dasksom.kernels import METRICS, SCORE_BLOCK_ELEMENTS, partial_sums, predict_chunk
+from dasksom import SOM
+from dasksom.backends import cuda
+from dasksom.backends.arrays import SCORE_BLOCK_ELEMENTS
+from dasksom.core import search
+from dasksom.core.chunk_tasks import predict_chunk
+from dasksom.core.metrics import METRICS
+from dasksom.core.sums import partial_sums
+from dasksom.io.storage import as_storage_dtype
+from dasksom.training import gpu
 
 
 def _gpu_missing() -> str | None:
@@ -65,7 +71,7 @@ def one_fake_gpu(monkeypatch):
 
 def test_require_gpu_without_cupy_says_how_to_install(no_cupy):
     with pytest.raises(RuntimeError, match=r"CuPy is not installed.*pip install 'dasksom\[gpu\]'"):
-        gpu.require_gpu()
+        cuda.require_gpu()
 
 
 @pytest.mark.parametrize("count", [0, RuntimeError("cudaErrorNoDevice")])
@@ -81,7 +87,7 @@ def test_require_gpu_without_a_device_names_what_to_check(monkeypatch, count):
         module.cuda.runtime.getDeviceCount = lambda: count
     monkeypatch.setitem(sys.modules, "cupy", module)
     with pytest.raises(RuntimeError, match="nvidia-smi.*CUDA_VISIBLE_DEVICES"):
-        gpu.require_gpu()
+        cuda.require_gpu()
 
 
 def test_to_device_without_cupy_raises_the_clear_error(no_cupy):
@@ -204,38 +210,38 @@ def test_local_cuda_cluster_asks_dask_cuda_for_one_worker_per_gpu(monkeypatch, o
     ],
 )
 def test_device_block_rows(n_nodes, n_features, free, expected):
-    rows = gpu.device_block_rows(n_nodes, n_features, free)
+    rows = cuda.device_block_rows(n_nodes, n_features, free)
     assert rows == expected
-    assert rows * n_nodes <= max(gpu.DEVICE_BLOCK_ELEMENTS_MAX, n_nodes)
+    assert rows * n_nodes <= max(cuda.DEVICE_BLOCK_ELEMENTS_MAX, n_nodes)
 
 
 def test_device_block_rows_are_aligned_and_grow_with_memory():
-    sizes = [gpu.device_block_rows(1024, 50, free) for free in (2**30, 2**32, 2**34)]
-    assert sizes == sorted(sizes) and all(size % gpu.ROW_ALIGNMENT == 0 for size in sizes)
-    narrow, wide = (gpu.device_block_rows(1024, 50, 2**32, itemsize=size) for size in (2, 8))
+    sizes = [cuda.device_block_rows(1024, 50, free) for free in (2**30, 2**32, 2**34)]
+    assert sizes == sorted(sizes) and all(size % cuda.ROW_ALIGNMENT == 0 for size in sizes)
+    narrow, wide = (cuda.device_block_rows(1024, 50, 2**32, itemsize=size) for size in (2, 8))
     assert narrow > wide
     with pytest.raises(ValueError, match="positive"):
-        gpu.device_block_rows(0, 50, 2**30)
+        cuda.device_block_rows(0, 50, 2**30)
 
 
 def test_block_rows_hook_keeps_numpy_and_manhattan_rules():
     for name, metric in METRICS.items():
-        assert gpu.block_rows(np, metric, 2500, 784) == metric.block_rows(2500, 784), name
+        assert search.block_rows(np, metric, 2500, 784) == metric.block_rows(2500, 784), name
     device = fake_cupy(free=2**34)
-    assert gpu.block_rows(device, METRICS["euclidean"], 2500, 784) == gpu.device_block_rows(
+    assert search.block_rows(device, METRICS["euclidean"], 2500, 784) == cuda.device_block_rows(
         2500, 784, 2**34
     )
-    assert gpu.block_rows(device, METRICS["manhattan"], 2500, 784) == METRICS[
+    assert search.block_rows(device, METRICS["manhattan"], 2500, 784) == METRICS[
         "manhattan"
     ].block_rows(2500, 784)
 
 
 def test_device_blocks_of_float64_take_the_memory_share_of_float32_blocks():
     device = fake_cupy(free=2**32)
-    single = gpu.block_rows(device, METRICS["euclidean"], 2500, 784)
-    double = gpu.block_rows(device, METRICS["euclidean"], 2500, 784, itemsize=8)
-    assert double == gpu.device_block_rows(2500, 784, 2**32, itemsize=8)
-    assert single // 2 - gpu.ROW_ALIGNMENT <= double <= single // 2
+    single = search.block_rows(device, METRICS["euclidean"], 2500, 784)
+    double = search.block_rows(device, METRICS["euclidean"], 2500, 784, itemsize=8)
+    assert double == cuda.device_block_rows(2500, 784, 2**32, itemsize=8)
+    assert single // 2 - cuda.ROW_ALIGNMENT <= double <= single // 2
 
 
 def test_warm_up_runs_the_training_kernels_and_times_them(one_fake_gpu):
@@ -345,16 +351,16 @@ def test_fused_search_is_numpys_argmax_with_ties_to_the_lowest_column(dtype):
     scores = rng.integers(0, 4, size=(3000, 700)).astype(dtype)  # many ties
     offsets = rng.integers(0, 2, size=700).astype(dtype)
     expected = (scores - offsets).argmax(axis=1)
-    found = gpu.best_columns(cupy.asarray(scores), cupy.asarray(offsets))
+    found = search.best_columns(cupy.asarray(scores), cupy.asarray(offsets))
     np.testing.assert_array_equal(found.get(), expected)
-    plain = gpu.best_columns(cupy.asarray(scores[:, :3]))
+    plain = search.best_columns(cupy.asarray(scores[:, :3]))
     np.testing.assert_array_equal(plain.get(), scores[:, :3].argmax(axis=1))
 
 
 @requires_gpu
 @pytest.mark.parametrize("precision", ["exact", "tf32", "bfloat16", "float16"])
 def test_device_products_round_as_the_cpu_emulation(precision):
-    from dasksom.kernels import PreparedWeights
+    from dasksom.core.metrics import PreparedWeights
 
     rng = np.random.default_rng(3)
     x, w = rng.random((1000, 40)).astype(np.float32), rng.random((50, 40))
@@ -410,8 +416,8 @@ def test_float16_storage_on_the_gpu_trains_the_cpus_float16_map():
 @pytest.mark.parametrize("topology", ["square", "hexagonal"])
 @pytest.mark.parametrize("pbc", [False, True])
 def test_large_map_smoothing_on_the_gpu_equals_the_cpus(kind, topology, pbc):
-    from dasksom.lattice import Lattice
-    from dasksom.neighborhood import structured_smooth
+    from dasksom.core.lattice import Lattice
+    from dasksom.core.neighborhood import structured_smooth
 
     lattice = Lattice(40, 30, topology, pbc)
     values = np.random.default_rng(5).random((lattice.n_nodes, 7))
@@ -423,7 +429,7 @@ def test_large_map_smoothing_on_the_gpu_equals_the_cpus(kind, topology, pbc):
 
 @requires_gpu
 def test_a_large_map_on_gpu_chunks_smooths_on_the_gpu_and_gives_the_cpu_map():
-    from dasksom import engine
+    from dasksom.training import engine
 
     x = float32_problem()
     data = gpu.to_device(da.from_array(x, chunks=(500, 16)))
@@ -435,7 +441,7 @@ def test_a_large_map_on_gpu_chunks_smooths_on_the_gpu_and_gives_the_cpu_map():
 
 @requires_gpu
 def test_bfloat16_operands_on_the_gpu_are_the_cpus_bit_patterns():
-    from dasksom.precision import PRECISIONS, bfloat16_bits
+    from dasksom.core.precision import PRECISIONS, bfloat16_bits
 
     values = np.random.default_rng(6).normal(scale=100, size=(300, 7)).astype(np.float32)
     on_gpu = PRECISIONS["bfloat16"].operand(cupy.asarray(values))

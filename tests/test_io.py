@@ -15,16 +15,9 @@ import pytest
 import zarr
 from dask import delayed
 
-from dasksom import io
-from dasksom.io import (
-    STORAGE_DTYPES,
-    TARGET_CHUNK_BYTES,
-    as_dask_array,
-    as_storage_dtype,
-    open_array,
-    row_chunk_size,
-    to_zarr,
-)
+from dasksom.io.sources import TARGET_CHUNK_BYTES, as_dask_array, open_array, row_chunk_size
+from dasksom.io.storage import STORAGE_DTYPES, as_storage_dtype
+from dasksom.io.zarr_store import to_zarr
 
 h5py = pytest.importorskip("h5py")
 
@@ -296,7 +289,7 @@ def test_auto_chunks_stay_under_the_target_bytes():
 
 
 def test_auto_chunks_give_every_core_two_chunks(monkeypatch, data):
-    monkeypatch.setattr(io.os, "cpu_count", lambda: 3)
+    monkeypatch.setattr(os, "cpu_count", lambda: 3)
     assert len(as_dask_array(data).chunks[0]) >= 6
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import zarr
 
-from dasksom.io import as_dask_array
+from dasksom.io.sources import as_dask_array
 
 pytest.importorskip("hypothesis", reason="property tests need hypothesis (pip install hypothesis)")
 

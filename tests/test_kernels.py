@@ -1,8 +1,11 @@
 import numpy as np
 import pytest
 
-from dasksom import kernels
-from dasksom.kernels import PreparedWeights, best_matching_units, partial_sums
+from dasksom.backends import arrays
+from dasksom.core import chunk_tasks, metrics, missing, sums
+from dasksom.core.metrics import PreparedWeights
+from dasksom.core.search import best_matching_units
+from dasksom.core.sums import partial_sums
 
 from . import reference
 
@@ -31,8 +34,8 @@ def test_best_matching_units_match_reference(problem, metric):
 def test_row_blocks_do_not_change_the_result(problem, metric, monkeypatch):
     x, w = problem
     whole = bmus(x, w, metric)
-    monkeypatch.setattr(kernels, "SCORE_BLOCK_ELEMENTS", 1)
-    monkeypatch.setattr(kernels, "MANHATTAN_BLOCK_ELEMENTS", 7)
+    monkeypatch.setattr(arrays, "SCORE_BLOCK_ELEMENTS", 1)
+    monkeypatch.setattr(metrics, "MANHATTAN_BLOCK_ELEMENTS", 7)
     np.testing.assert_array_equal(bmus(x, w, metric), whole)
 
 
@@ -92,10 +95,10 @@ def test_small_integer_data_is_summed_exactly():
 
 
 def test_narrow_types_compute_in_float32_and_wide_in_float64():
-    assert kernels.compute_dtype(np.uint8) == np.float32
-    assert kernels.compute_dtype(np.float32) == np.float32
-    assert kernels.compute_dtype(np.float64) == np.float64
-    assert kernels.compute_dtype(np.int64) == np.float64
+    assert arrays.compute_dtype(np.uint8) == np.float32
+    assert arrays.compute_dtype(np.float32) == np.float32
+    assert arrays.compute_dtype(np.float64) == np.float64
+    assert arrays.compute_dtype(np.int64) == np.float64
 
 
 def test_nonfinite_values_are_counted_with_the_first_location(problem):
@@ -109,24 +112,24 @@ def test_nonfinite_values_are_counted_with_the_first_location(problem):
 
 
 def test_nonfinite_counts_add_across_chunks_and_keep_the_first():
-    a = kernels.NonFinite(2, (50, 1))
-    b = kernels.NonFinite(3, (10, 4))
-    total = a + b + kernels.NonFinite()
+    a = missing.NonFinite(2, (50, 1))
+    b = missing.NonFinite(3, (10, 4))
+    total = a + b + missing.NonFinite()
     assert (total.count, total.first) == (5, (10, 4))
 
 
 def test_sum_rows_by_index_handles_empty_chunks():
-    out = kernels.sum_rows_by_index(np.empty((0, 3)), np.empty(0, dtype=np.int64), 4)
+    out = sums.sum_rows_by_index(np.empty((0, 3)), np.empty(0, dtype=np.int64), 4)
     np.testing.assert_array_equal(out, np.zeros((4, 3)))
 
 
-class Chebyshev(kernels.Metric):
+class Chebyshev(metrics.Metric):
     """A metric the package does not ship: max |x - w|."""
 
     name = "chebyshev"
 
     def prepare(self, weights, xp):
-        return kernels.PreparedWeights(self, weights, None, None)
+        return metrics.PreparedWeights(self, weights, None, None)
 
     def scores(self, block, prepared, mask=None):
         return -np.abs(block[:, None, :] - prepared.weights[None]).max(axis=-1)
@@ -138,7 +141,7 @@ class Chebyshev(kernels.Metric):
 def test_a_metric_added_to_the_table_is_used_by_fit_predict_and_transform(monkeypatch, blobs):
     from dasksom import SOM
 
-    monkeypatch.setitem(kernels.METRICS, "chebyshev", Chebyshev())
+    monkeypatch.setitem(metrics.METRICS, "chebyshev", Chebyshev())
     som = SOM(3, 3, epochs=2, metric="chebyshev", random_state=0).fit(blobs)
     expected = np.abs(blobs[:, None, :] - som.weights_[None]).max(axis=-1)
     np.testing.assert_allclose(som.transform(blobs), expected, rtol=1e-12)
@@ -147,13 +150,13 @@ def test_a_metric_added_to_the_table_is_used_by_fit_predict_and_transform(monkey
 
 def test_an_unknown_metric_is_refused_naming_the_choices():
     with pytest.raises(ValueError, match="Unknown metric 'chebyshev'; choose one of euclidean"):
-        kernels.get_metric("chebyshev")
+        metrics.get_metric("chebyshev")
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.int16, np.float16])
 def test_narrow_data_stays_narrow_until_a_block_is_used(dtype):
     chunk = np.arange(24).reshape(6, 4).astype(dtype)
-    x, _, prepared = kernels.prepare(chunk, np.ones((3, 4)), "euclidean")
+    x, _, prepared = metrics.prepare(chunk, np.ones((3, 4)), "euclidean")
     assert x.dtype == dtype
     assert prepared.weights.dtype == np.float32
 
@@ -165,14 +168,14 @@ def test_narrow_data_gives_what_its_float32_copy_gives(metric, dtype, monkeypatc
     chunk = rng.integers(0, 200, size=(300, 7)).astype(dtype)
     weights = rng.uniform(0, 200, size=(10, 7))
     wide = chunk.astype(np.float32)
-    monkeypatch.setattr(kernels, "SCORE_BLOCK_ELEMENTS", 64)  # several blocks per chunk
+    monkeypatch.setattr(arrays, "SCORE_BLOCK_ELEMENTS", 64)  # several blocks per chunk
     narrow_sums, wide_sums = (partial_sums(c, weights, metric) for c in (chunk, wide))
     np.testing.assert_array_equal(narrow_sums.sums, wide_sums.sums)
     np.testing.assert_array_equal(narrow_sums.counts, wide_sums.counts)
     np.testing.assert_allclose(narrow_sums.distances, wide_sums.distances, rtol=1e-6)
     np.testing.assert_allclose(
-        kernels.transform_chunk(chunk, weights, metric),
-        kernels.transform_chunk(wide, weights, metric),
+        chunk_tasks.transform_chunk(chunk, weights, metric),
+        chunk_tasks.transform_chunk(wide, weights, metric),
         rtol=1e-6,
     )
 

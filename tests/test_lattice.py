@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from dasksom import Lattice
-from dasksom.lattice import NEIGHBOR_DISTANCE
-from dasksom.schedule import radius_schedule
+from dasksom.core.lattice import NEIGHBOR_DISTANCE
+from dasksom.core.schedule import radius_schedule
 
 from . import reference
 

@@ -4,7 +4,9 @@ import dask.array as da
 import numpy as np
 import pytest
 
-from dasksom import SOM, kernels
+from dasksom import SOM
+from dasksom.core import chunk_tasks, metrics
+from dasksom.core.sums import partial_sums
 
 from . import reference
 
@@ -24,7 +26,7 @@ def gappy():
 @pytest.mark.parametrize("metric", METRICS)
 def test_bmus_are_found_over_the_observed_features(gappy, metric):
     weights = np.random.default_rng(4).normal(size=(9, 5)) * 3
-    found = kernels.predict_chunk(gappy, weights, metric, nan_policy="ignore")
+    found = chunk_tasks.predict_chunk(gappy, weights, metric, nan_policy="ignore")
     expected = [reference.bmu_observed(x, weights, metric) for x in gappy]
     np.testing.assert_array_equal(found, [-1 if b is None else b for b in expected])
 
@@ -32,7 +34,7 @@ def test_bmus_are_found_over_the_observed_features(gappy, metric):
 @pytest.mark.parametrize("metric", METRICS)
 def test_partial_sums_count_each_feature_over_the_rows_that_observe_it(gappy, metric):
     weights = np.random.default_rng(4).normal(size=(9, 5)) * 3
-    sums = kernels.partial_sums(gappy, weights, metric, nan_policy="ignore")
+    sums = partial_sums(gappy, weights, metric, nan_policy="ignore")
     bmus = [reference.bmu_observed(x, weights, metric) for x in gappy]
     for k in range(9):
         mine = gappy[[b == k for b in bmus]]
@@ -126,9 +128,9 @@ def test_values_too_large_even_for_float64_are_refused_naming_the_column(blobs):
 
 def test_large_float32_chunks_compute_in_float64():
     x = np.full((4, 3), 3e19, dtype=np.float32)
-    chunk, _, prepared = kernels.prepare(x, np.zeros((2, 3)), "euclidean")
+    chunk, _, prepared = metrics.prepare(x, np.zeros((2, 3)), "euclidean")
     assert chunk.dtype == np.float64 and prepared.weights.dtype == np.float64
-    assert kernels.prepare(x / 1e10, np.zeros((2, 3)), "euclidean")[0].dtype == np.float32
+    assert metrics.prepare(x / 1e10, np.zeros((2, 3)), "euclidean")[0].dtype == np.float32
 
 
 def test_plots_and_label_accuracy_leave_out_rows_without_values(gappy):
@@ -138,7 +140,7 @@ def test_plots_and_label_accuracy_leave_out_rows_without_values(gappy):
     import matplotlib.pyplot as plt
 
     from dasksom import plotting
-    from dasksom.evaluation import majority_label_accuracy
+    from dasksom.core.analysis import majority_label_accuracy
 
     som = SOM(3, 3, epochs=2, random_state=0, nan_policy="ignore").fit(gappy)
     labels = np.arange(60) % 3

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from dasksom import SOM
-from dasksom.evaluation import majority_label_accuracy
+from dasksom.core.analysis import majority_label_accuracy
 
 
 @pytest.fixture(scope="module")

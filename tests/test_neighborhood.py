@@ -7,9 +7,10 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from dasksom import SOM, neighborhood
-from dasksom.lattice import Lattice
-from dasksom.neighborhood import (
+from dasksom import SOM
+from dasksom.core import neighborhood
+from dasksom.core.lattice import Lattice
+from dasksom.core.neighborhood import (
     NEIGHBORHOODS,
     Neighborhood,
     get_neighborhood,

@@ -8,7 +8,8 @@ import psutil
 import pytest
 import zarr
 
-from dasksom import SOM, engine
+from dasksom import SOM
+from dasksom.training import engine
 
 WORKER_MEMORY = 250_000_000
 

@@ -1,4 +1,4 @@
-"""Plots of a trained map (dasksom.plotting) and simpsom's plots module (dasksom.plots)."""
+"""Plots of a trained map (dasksom.plotting) and simpsom's plots module (dasksom.simpsom.plots)."""
 
 import time
 from types import SimpleNamespace
@@ -13,8 +13,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from dasksom import SOM, Lattice, plots  # noqa: E402
-from dasksom import plotting as P  # noqa: E402
+from dasksom import SOM, Lattice
+from dasksom import plotting as P
+from dasksom.simpsom import plots
 
 CONFIGS = {
     "hexagonal": ("hexagonal", False),

@@ -6,14 +6,16 @@ import numpy as np
 import pytest
 
 from dasksom import SOM, SOMNet
-from dasksom.kernels import PreparedWeights, best_matching_units, partial_sums
-from dasksom.precision import (
+from dasksom.core.metrics import PreparedWeights
+from dasksom.core.precision import (
     PRECISIONS,
     bfloat16_bits,
     gemm_arguments,
     get_precision,
     round_fraction_bits,
 )
+from dasksom.core.search import best_matching_units
+from dasksom.core.sums import partial_sums
 
 NARROW = ["tf32", "bfloat16", "float16"]
 FRACTION_BITS = {"tf32": 10, "bfloat16": 7, "float16": 10}

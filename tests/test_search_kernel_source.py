@@ -1,7 +1,7 @@
 """The CUDA sources of the device path, run on CPUs: the fused search and bfloat16 rounding.
 
-``dasksom.gpu.BEST_COLUMNS_SOURCE`` is compiled as C++ with a thin shim for CUDA's names: one
-``std::thread`` per CUDA thread of a block, ``__syncthreads`` a ``std::barrier``, ``__shared__``
+``dasksom.core.search.BEST_COLUMNS_SOURCE`` is compiled as C++ with a thin shim for CUDA's names:
+one ``std::thread`` per CUDA thread of a block, ``__syncthreads`` a ``std::barrier``, ``__shared__``
 memory one object shared by the block's threads, and the blocks of a launch run one after
 another.  Each CUDA thread runs the kernel's own code, so the strided scan, the shared-memory
 tree reduction and its tie rule are tested as written; what no CPU can test (the compiler
@@ -14,8 +14,8 @@ import subprocess
 import numpy as np
 import pytest
 
-from dasksom.gpu import BEST_COLUMNS_SOURCE, SEARCH_THREADS
-from dasksom.precision import BFLOAT16_BITS_OPERATION, bfloat16_bits
+from dasksom.core.precision import BFLOAT16_BITS_OPERATION, bfloat16_bits
+from dasksom.core.search import BEST_COLUMNS_SOURCE, SEARCH_THREADS
 
 COMPILER = shutil.which("g++")
 

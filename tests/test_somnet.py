@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from dasksom import SOM
-from dasksom.plots import scatter_on_map
 from dasksom.plotting import plot_umatrix
-from dasksom.somnet import SOMNet
+from dasksom.simpsom.plots import scatter_on_map
+from dasksom.simpsom.somnet import SOMNet
 
 # The tutorial calls show=True and plt.show(): without a display they must not block.
 plt.switch_backend("Agg")

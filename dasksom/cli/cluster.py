@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from ._cli_config import UsageError
+from dasksom.cli.config import UsageError
 
 # How long a scheduler file that exists may stay unreadable: the scheduler writes it in one go,
 # so this only covers catching it half-written.
@@ -182,7 +182,7 @@ def dask_cluster(args: argparse.Namespace) -> Iterator[str]:
             yield f"scheduler {client.scheduler.address}"
         return
     if getattr(args, "gpus", None):
-        from .gpu import local_cuda_cluster
+        from dasksom.training.gpu import local_cuda_cluster
 
         with local_cuda_cluster(n_gpus=args.gpus, dashboard_address=args.dashboard_address):
             yield f"a local dask-cuda cluster of {args.gpus} GPU worker(s)"

@@ -120,7 +120,7 @@ def effective_settings(args: argparse.Namespace) -> dict[str, Any]:
 def output_path(path: str | os.PathLike, what: str) -> Path:
     """``path`` as a local path; a URL (``s3://...``), which dasksom cannot write, is a usage
     error."""
-    from .atomic import local_path
+    from dasksom.io.atomic import local_path
 
     try:
         return local_path(path, what)

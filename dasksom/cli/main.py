@@ -19,22 +19,32 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__
-from ._cli_cluster import RunError, add_cluster_options, dask_cluster
-from ._cli_config import UsageError, effective_settings, output_path, read_config
-from ._cli_maps import PLOT_KINDS, draw, parse_chunks, read_labels, run_info, run_plot, run_predict
-from ._cli_progress import progress
-from .atomic import write_text
-from .estimator import SOM
-from .evaluation import majority_label_accuracy
-from .gpu import GPUUnavailableError
-from .initialization import INITS
-from .io import STORAGE_DTYPES
-from .kernels import METRICS, NAN_POLICIES
-from .lattice import TOPOLOGIES
-from .neighborhood import NEIGHBORHOODS
-from .persistence import existing_map, read_map, settings_key
-from .precision import PRECISIONS
+from dasksom import __version__
+from dasksom.backends.cuda import GPUUnavailableError
+from dasksom.cli.cluster import RunError, add_cluster_options, dask_cluster
+from dasksom.cli.config import UsageError, effective_settings, output_path, read_config
+from dasksom.cli.maps import (
+    PLOT_KINDS,
+    draw,
+    parse_chunks,
+    read_labels,
+    run_info,
+    run_plot,
+    run_predict,
+)
+from dasksom.cli.progress import progress
+from dasksom.core.analysis import majority_label_accuracy
+from dasksom.core.initialization import INITS
+from dasksom.core.lattice import TOPOLOGIES
+from dasksom.core.metrics import METRICS
+from dasksom.core.missing import NAN_POLICIES
+from dasksom.core.neighborhood import NEIGHBORHOODS
+from dasksom.core.precision import PRECISIONS
+from dasksom.estimator.som import SOM
+from dasksom.io.atomic import write_text
+from dasksom.io.map_file import existing_map, read_map
+from dasksom.io.storage import STORAGE_DTYPES
+from dasksom.training.checkpoints import settings_key
 
 EXIT_CODES = """exit codes:
   0  success, or nothing to do (the run had already finished)
@@ -456,8 +466,9 @@ def _fit(som: SOM, data: Any, checkpoint: Path) -> SOM:
 
 def run_train(args: argparse.Namespace) -> int:
     """``dasksom train``: train (or resume, or find the run finished) and write the results."""
-    from .engine import should_persist
-    from .io import as_dask_array, as_storage_dtype
+    from dasksom.io.sources import as_dask_array
+    from dasksom.io.storage import as_storage_dtype
+    from dasksom.training.engine import should_persist
 
     output = output_path(args.output, "output")
     checkpoint = output_path(args.checkpoint or output / "checkpoint.npz", "checkpoint")

@@ -14,11 +14,11 @@ import dask
 import dask.array as da
 import numpy as np
 
-from ._cli_cluster import dask_cluster
-from ._cli_config import UsageError, output_path
-from .atomic import atomic_directory, atomic_file
-from .engine import compute_context
-from .kernels import to_host
+from dasksom.backends.arrays import to_host
+from dasksom.cli.cluster import dask_cluster
+from dasksom.cli.config import UsageError, output_path
+from dasksom.io.atomic import atomic_directory, atomic_file
+from dasksom.training.engine import compute_context
 
 # Plot kinds and whether each needs the data.
 PLOT_KINDS = {
@@ -58,7 +58,7 @@ def draw(
     """
     import matplotlib.pyplot as plt
 
-    from . import plotting
+    from dasksom import plotting
 
     if kind == "mosaic" and image_shape is None:
         raise ValueError("the mosaic picture needs image_shape")
@@ -79,7 +79,7 @@ def draw(
 
 def read_labels(source: str, n_rows: int) -> np.ndarray:
     """One label per row, read whole (labels are small next to the data)."""
-    from .io import as_dask_array
+    from dasksom.io.sources import as_dask_array
 
     labels = np.asarray(as_dask_array(source).compute()).ravel()
     if len(labels) != n_rows:
@@ -89,8 +89,8 @@ def read_labels(source: str, n_rows: int) -> np.ndarray:
 
 def run_plot(args: argparse.Namespace) -> int:
     """``dasksom plot``: one picture of a saved map, with the data where the kind needs it."""
-    from .estimator import load
-    from .io import as_dask_array
+    from dasksom.estimator.som import load
+    from dasksom.io.sources import as_dask_array
 
     output = output_path(args.output, "picture")
     if PLOT_KINDS[args.kind] and args.data is None:
@@ -153,8 +153,8 @@ def write_predictions(result: da.Array, output: Path) -> None:
 
 def run_predict(args: argparse.Namespace) -> int:
     """``dasksom predict``: every row's best-matching unit (or its lattice position)."""
-    from .estimator import load
-    from .io import as_dask_array
+    from dasksom.estimator.som import load
+    from dasksom.io.sources import as_dask_array
 
     output = output_path(args.output, "predictions")
     if output.suffix not in (".zarr", ".npy"):
@@ -193,7 +193,7 @@ def _jsonable(value: Any) -> Any:
 
 def describe_map(path: str) -> dict:
     """A saved map's file, lattice, settings and training history, as JSON-ready values."""
-    from .persistence import existing_map, read_map
+    from dasksom.io.map_file import existing_map, read_map
 
     params, lattice, weights, history = read_map(path)
     return json.loads(

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Iterator
 from typing import IO
 
-from .atomic import local_path
+from dasksom.io.atomic import local_path
 
 _BAR_WIDTH = 20
 

@@ -8,8 +8,9 @@ import dask
 import dask.array as da
 import numpy as np
 
-from .kernels import NonFinite, to_host
-from .lattice import Lattice
+from dasksom.backends.arrays import to_host
+from dasksom.core.lattice import Lattice
+from dasksom.core.missing import NonFinite
 
 INITS = ("random", "sample", "pca")
 # Above this many features the D x D covariance gives way to a randomized SVD.

@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from .kernels import array_module
-from .lattice import Lattice
+from dasksom.backends.arrays import array_module
+from dasksom.core.lattice import Lattice
 
 # Relative slack of the bubble's edge: a rounding error, not a change of radius.
 BUBBLE_SLACK = 1e-9

@@ -148,7 +148,7 @@ def get_precision(name: str) -> Precision:
 
 
 def _array_module(x: Any) -> Any:
-    from .kernels import array_module
+    from dasksom.backends.arrays import array_module
 
     return array_module(x)
 

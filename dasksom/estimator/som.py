@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import hashlib
 import inspect
 import logging
 import numbers
@@ -16,26 +15,16 @@ import dask
 import dask.array as da
 import numpy as np
 
-from . import engine
-from .initialization import INITS, check_init_array, initial_weights
-from .io import as_dask_array, first_row
-from .kernels import (
-    METRICS,
-    NAN_POLICIES,
-    array_module,
-    compute_dtype,
-    evaluate_chunk,
-    get_metric,
-    predict_chunk,
-    to_host,
-    transform_chunk,
-)
-from .lattice import TOPOLOGIES, Lattice
-from .neighborhood import NEIGHBORHOODS
-from .persistence import existing_map, read_map, read_metadata, settings_key, write_map
-from .precision import PRECISIONS
-from .schedule import DECAYS, radius_schedule
-from .validation import (
+from dasksom.backends.arrays import array_module, compute_dtype, to_host
+from dasksom.core.chunk_tasks import evaluate_chunk, predict_chunk, transform_chunk
+from dasksom.core.initialization import INITS, check_init_array, initial_weights
+from dasksom.core.lattice import TOPOLOGIES, Lattice
+from dasksom.core.metrics import METRICS, get_metric
+from dasksom.core.missing import NAN_POLICIES
+from dasksom.core.neighborhood import NEIGHBORHOODS
+from dasksom.core.precision import PRECISIONS
+from dasksom.core.schedule import DECAYS, radius_schedule
+from dasksom.estimator.params import (
     PATH,
     ArrayLike,
     InstanceOf,
@@ -46,11 +35,14 @@ from .validation import (
     StrictBool,
     validate_params,
 )
+from dasksom.io.map_file import existing_map, read_map, read_metadata, write_map
+from dasksom.io.sources import as_dask_array
+from dasksom.io.storage import first_row
+from dasksom.training import engine
+from dasksom.training.checkpoints import _check_fingerprint, data_fingerprint, settings_key
 
 logger = logging.getLogger("dasksom")
 
-# Rows sampled, evenly spaced, to fingerprint the data a checkpoint was written for.
-FINGERPRINT_ROWS = 16
 # Copies of the M x D weights that a fit holds at once (weights, sums, smoothed, update).
 WEIGHT_COPIES = 4
 
@@ -156,7 +148,7 @@ class SOM:
     epochs : int
         Number of batch epochs.
     sigma : None, float or (float, float)
-        Neighbourhood radius schedule; see :func:`dasksom.schedule.radius_schedule`.
+        Neighbourhood radius schedule; see :func:`dasksom.core.schedule.radius_schedule`.
         ``None`` is simpsom's default, from ``max(height, width) / 2`` down.
     random_state : None, int or numpy Generator
         Seed of the ``random`` and ``sample`` initialisations.
@@ -188,12 +180,13 @@ class SOM:
         n_jd``).  Rows with no observed value are counted (``history_``, :meth:`quality`) and
         never assigned (:meth:`predict` gives them -1).  inf is an error under both.
     device : {"cpu", "gpu"}
-        ``"gpu"`` moves every chunk to the GPU as a CuPy array (:func:`dasksom.gpu.to_device`)
-        and the same kernels run there; a clear error says what is missing when CuPy or a GPU
-        is not.  Chunks that already are CuPy arrays run on the GPU with ``"cpu"`` too.
+        ``"gpu"`` moves every chunk to the GPU as a CuPy array
+        (:func:`dasksom.training.gpu.to_device`) and the same kernels run there; a clear error
+        says what is missing when CuPy or a GPU is not.  Chunks that already are CuPy arrays
+        run on the GPU with ``"cpu"`` too.
     precision : {"exact", "tf32", "bfloat16", "float16"}
         Rounding of the operands of the BMU search's product during training
-        (:mod:`dasksom.precision`): ``"exact"`` multiplies in the data's compute type; the
+        (:mod:`dasksom.core.precision`): ``"exact"`` multiplies in the data's compute type; the
         others round both operands to TF32, bfloat16 or float16 and accumulate in float32,
         which GPU tensor cores run several times faster.  Only the choice of BMU is affected:
         sums, distances, predictions and quality measures stay exact.  On CPUs the narrow
@@ -338,7 +331,7 @@ class SOM:
     def _check_data(self, X: Any, fitted: bool) -> da.Array:
         data = check_data(X, self.chunks, self.n_features_in_ if fitted else None)
         if self.device == "gpu":
-            from .gpu import to_device
+            from dasksom.training.gpu import to_device
 
             data = to_device(data)
         return data
@@ -390,7 +383,7 @@ class SOM:
         if array_module(data._meta) is np:
             self.__dict__.pop("warm_up_seconds_", None)
             return
-        from .gpu import warm_up_workers
+        from dasksom.training.gpu import warm_up_workers
 
         seconds = warm_up_workers(
             data.shape[1], lattice.n_nodes, self.metric, data.dtype, self.precision
@@ -651,50 +644,6 @@ def load(path: str | os.PathLike) -> SOM:
     """Read a map written by :meth:`SOM.save` (or a checkpoint); returns a fitted :class:`SOM`."""
     params, lattice, weights, history = read_map(path)
     return SOM.from_weights(weights, lattice, history, **params)
-
-
-def data_fingerprint(data: da.Array, source: Any) -> dict:
-    """What binds a checkpoint to its data: shape, dtype, source and a hash of sampled rows.
-
-    Reads :data:`FINGERPRINT_ROWS` single rows, evenly spaced, not the data.
-    """
-    n_rows = data.shape[0]
-    rows = sorted({int(i) for i in np.linspace(0, n_rows - 1, FINGERPRINT_ROWS)})
-    with engine.compute_context():
-        sample = dask.compute(*[data[i : i + 1] for i in rows])
-    digest = hashlib.sha256()
-    for row in sample:
-        digest.update(np.ascontiguousarray(to_host(row)).tobytes())
-    return {
-        "shape": [int(n) for n in data.shape],
-        "dtype": str(data.dtype),
-        "source": os.fspath(source)
-        if isinstance(source, str | os.PathLike)
-        else type(source).__name__,
-        "sample_sha256": digest.hexdigest(),
-    }
-
-
-def _check_fingerprint(path: Any, saved: dict | None, current: dict | None) -> None:
-    if saved is None or current is None:
-        raise ValueError(
-            f"The checkpoint {os.fspath(path)!r} does not record which data it was written for "
-            "(an older dasksom wrote it); delete it to start afresh, or point checkpoint at "
-            "another file."
-        )
-    differ = [key for key in ("shape", "dtype", "sample_sha256") if saved.get(key) != current[key]]
-    if not differ:
-        return
-    what = {
-        "shape": f"shape {tuple(saved.get('shape') or ())} then, {tuple(current['shape'])} now",
-        "dtype": f"dtype {saved.get('dtype')} then, {current['dtype']} now",
-        "sample_sha256": "the values of sampled rows differ",
-    }
-    raise ValueError(
-        f"The checkpoint {os.fspath(path)!r} was written for other data (from "
-        f"{saved.get('source')!r}: {'; '.join(what[k] for k in differ)}). Delete it (or use "
-        "another checkpoint or output folder) to train afresh on this data."
-    )
 
 
 def _check_chunk_size(chunks: str) -> None:

@@ -2,7 +2,7 @@
 
 The same file serves as a finished map (:meth:`dasksom.SOM.save`, :func:`dasksom.load`) and as
 the per-epoch checkpoint of a running fit: its history says how many epochs are done.  Files
-are written atomically (:mod:`dasksom.atomic`) at exactly the path given.
+are written atomically (:mod:`dasksom.io.atomic`) at exactly the path given.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from .atomic import atomic_file, local_path
-from .lattice import Lattice
+from dasksom.core.lattice import Lattice
+from dasksom.io.atomic import atomic_file, local_path
 
 FORMAT = "dasksom-map"
 FORMAT_VERSION = 1
@@ -30,7 +30,8 @@ _METADATA_TYPES = {
 }
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
+    """``value`` as JSON can hold it (numpy scalars and arrays, paths), for ``json.dumps``."""
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, np.ndarray):
@@ -38,11 +39,6 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, os.PathLike):
         return os.fspath(value)
     raise TypeError(f"cannot store {type(value).__name__} in a map's metadata")
-
-
-def settings_key(params: dict) -> str:
-    """Canonical JSON of training settings, to tell whether a checkpoint belongs to a fit."""
-    return json.dumps(params, default=_jsonable, sort_keys=True)
 
 
 def existing_map(path: str | os.PathLike) -> Path | None:
@@ -84,7 +80,7 @@ def write_map(
     arrays: dict[str, Any] = {"weights": np.asarray(weights, dtype=np.float64)}
     if not isinstance(init, str):
         arrays["init"] = np.asarray(init, dtype=np.float64)
-    text = np.array(json.dumps(metadata, default=_jsonable))
+    text = np.array(json.dumps(metadata, default=jsonable))
     with atomic_file(path) as tmp, open(tmp, "wb") as handle:
         np.savez(handle, metadata=text, **arrays)
     return local_path(path)

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import atomic_file
-from .lattice import Lattice
+from dasksom.core.lattice import Lattice
+from dasksom.io.atomic import atomic_file
 
 # Rows before the node weights in a simpsom 3 ``.npy`` map: height, width and PBC, each
 # repeated across the row.  simpsom 2 wrote one row ``[height, width, PBC, 0, ...]``.
@@ -39,7 +39,7 @@ def from_simpsom_order(weights: np.ndarray, height: int, width: int) -> np.ndarr
 
 def write_simpsom_map(path: str | os.PathLike, lattice: Lattice, weights: np.ndarray) -> None:
     """Write ``weights`` in simpsom 3's ``.npy`` layout (see :meth:`SOMNet.save_map`),
-    atomically (:func:`dasksom.atomic.atomic_file`)."""
+    atomically (:func:`dasksom.io.atomic.atomic_file`)."""
     n_features = weights.shape[1]
     header = np.repeat(
         np.array([[lattice.height], [lattice.width], [float(lattice.pbc)]]), n_features, axis=1

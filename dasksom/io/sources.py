@@ -51,7 +51,6 @@ import uuid
 import zipfile
 import zlib
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from tokenize import TokenError
 from typing import Any, Literal, cast
@@ -64,18 +63,12 @@ from dask.base import tokenize
 from dask.utils import parse_bytes
 from fsspec.implementations.local import LocalFileSystem
 
-from .atomic import atomic_directory
-from .kernels import array_module
-
 # Aim for chunks of this many bytes: big enough to keep BLAS busy, small enough to stream.
 TARGET_CHUNK_BYTES = 128 * 2**20
 # Data is cut into at least this many chunks per core, so every core has work.
 CHUNKS_PER_CORE = 2
 # Separates a container's path from the name of the array inside it.
 KEY_SEPARATOR = "::"
-# Types worth holding rows in (:func:`as_storage_dtype`): float32, which the kernels compute
-# in, and the narrow ones that they keep as they are and widen one row block at a time.
-STORAGE_DTYPES = ("float32", "float16", "uint8", "int8", "int16")
 
 FORMATS = {
     ".zarr": "zarr",
@@ -263,195 +256,6 @@ def open_array(
         reader, storage_rows = _Hdf5Reader.open(src, key)
         return _from_reader(reader, chunks, storage_rows)
     return _from_reader(_NpyReader.open(src, key, fmt), chunks)
-
-
-def as_storage_dtype(data: da.Array, dtype: Any) -> da.Array:
-    """``data`` with every chunk stored as ``dtype``, refusing values that type cannot hold.
-
-    Narrow types save memory and bandwidth: the kernels keep ``uint8``, ``int8``, ``int16``
-    and ``float16`` chunks as they are (on the host or a GPU) and widen one row block at a
-    time.  A float type rounds (``float16`` keeps 11 significant bits) but must not overflow;
-    an integer type must get whole numbers within its range, so that no value changes.  NaN
-    and inf stay as they are in a float type (the ``nan_policy`` deals with them).
-
-    Parameters
-    ----------
-    data : dask.array.Array
-        Rows in chunks, NumPy or CuPy.
-    dtype : numpy dtype or its name
-        A real numeric type, e.g. ``"float16"`` or ``"uint8"``.
-
-    Returns
-    -------
-    dask.array.Array
-        Lazy, like ``data``; ``data`` itself when it already has that type.  A chunk holding a
-        value that the type cannot hold raises ``ValueError`` when computed, naming the row,
-        the value and what to do.
-    """
-    try:
-        target = np.dtype(dtype)
-    except TypeError as exc:
-        raise ValueError(f"Unknown storage dtype {dtype!r}: {exc}.") from None
-    if target.kind not in "iuf":
-        raise ValueError(
-            f"Storage dtype {target} is not a real number type; choose e.g. float32, float16 or "
-            "uint8."
-        )
-    if target == data.dtype:
-        return data
-    return da.map_blocks(_cast_exactly, data, target, dtype=target, meta=data._meta.astype(target))
-
-
-def _cast_exactly(chunk: Any, dtype: np.dtype, block_info: dict | None = None) -> Any:
-    """``chunk.astype(dtype)``, refusing a value that overflows or is not kept whole."""
-    xp = array_module(chunk)
-    # Overflow and out-of-range values are found below, with the row; no warning on the way.
-    with np.errstate(over="ignore", invalid="ignore"):
-        cast = chunk.astype(dtype)
-    if dtype.kind == "f":
-        lost = xp.isinf(cast) & ~xp.isinf(chunk)
-        holds = f"magnitudes up to {np.finfo(dtype).max:g}"
-    else:
-        lost = cast != chunk
-        info = np.iinfo(dtype)
-        holds = f"whole numbers from {info.min} to {info.max}"
-    if bool(lost.any()):
-        where = tuple(int(i) for i in xp.argwhere(lost)[0])
-        row, value = first_row(block_info) + where[0], chunk[where].item()
-        raise ValueError(
-            f"Row {row} holds {value!r}, which storage dtype {dtype} cannot hold (it holds "
-            f"{holds}); store the data in a wider type (e.g. float32) or rescale it."
-        )
-    return cast
-
-
-def first_row(block_info: dict | None) -> int:
-    """Index of a chunk's first row in the whole array, from the ``block_info`` that
-    ``map_blocks`` passes (0 without it); for error messages that name a row."""
-    return int(block_info[0]["array-location"][0][0]) if block_info else 0
-
-
-def to_zarr(
-    source: Any,
-    path: str | os.PathLike,
-    *,
-    key: str | None = None,
-    chunks: int | str = "auto",
-    zarr_format: Literal[2, 3] = 3,
-    overwrite: bool = False,
-    storage_options: dict[str, Any] | None = None,
-    dtype: Any = None,
-) -> da.Array:
-    """Copy any source into a zarr array chunked by whole rows, streaming chunk by chunk.
-
-    The array is written under a temporary name beside ``path`` and renamed to ``path`` once
-    complete, so ``path`` never holds a half-written store.  The copy runs on this machine
-    with the threaded scheduler; on an error or an interrupt (Ctrl-C) the running writes are
-    waited for, the partial store is removed, any earlier store at ``path`` is left as it
-    was, and the error is raised again.
-
-    Parameters
-    ----------
-    source : any source accepted by :func:`as_dask_array`
-    path : str or os.PathLike
-        Local path or fsspec URL of the new store.
-    key : str, optional
-        Name of the array inside the source container.
-    chunks : int, str or "auto"
-        Rows per stored chunk (int), about that many bytes per chunk (``"64MiB"``), or
-        ``"auto"`` for about :data:`TARGET_CHUNK_BYTES`.
-    zarr_format : {3, 2}
-    overwrite : bool
-        Replace an existing store at ``path``; otherwise refuse.
-    storage_options : dict, optional
-        fsspec options, used for ``path`` and for a URL ``source``.
-    dtype : numpy dtype, optional
-        Store the values in this type, e.g. ``"float16"`` for half of float32's bytes to read
-        every epoch; checked as in :func:`as_storage_dtype` (a value it cannot hold is an
-        error, and nothing is left at ``path``).  Default: the source's type.
-
-    Returns
-    -------
-    dask.array.Array
-        The new store, opened with :func:`open_array`.
-
-    Raises
-    ------
-    FileExistsError
-        Something exists at ``path`` and ``overwrite`` is False.
-    """
-    if zarr_format not in (2, 3):
-        raise ValueError(f"zarr_format must be 2 or 3, got {zarr_format!r}.")
-    _check_chunks(chunks)
-    options = storage_options or {}
-    fs, target = fsspec.core.url_to_fs(os.fspath(path), **options)
-    target = target.rstrip("/")
-    if fs.exists(target) and not overwrite:
-        raise FileExistsError(
-            f"{os.fspath(path)!r} already exists; pass overwrite=True to replace it."
-        )
-    array = as_dask_array(source, key=key, storage_options=storage_options)
-    if dtype is not None:
-        array = as_storage_dtype(array, dtype)
-    rows = _rows_for(chunks, array.shape, array.dtype, per_core=0)
-    local = isinstance(fs, LocalFileSystem)
-    with _staged_store(fs, target) as partial:
-        stored = zarr.create_array(
-            store=partial if local else fs.unstrip_protocol(partial),
-            shape=array.shape,
-            dtype=array.dtype,
-            chunks=(rows,) + array.shape[1:],
-            zarr_format=zarr_format,
-            storage_options=None if local else options,
-        )
-        _store_all(array.rechunk({0: rows}), stored)
-    return open_array(path, storage_options=storage_options)
-
-
-@contextlib.contextmanager
-def _staged_store(fs: Any, target: str) -> Iterator[str]:
-    """Yield a fresh folder beside ``target`` to write into; it becomes ``target`` on success.
-
-    Local folders go through :func:`dasksom.atomic.atomic_directory`.  Other filesystems
-    have no such rename: the folder is moved over ``target`` (replacing an old one only once
-    the new one is complete) and removed on failure.
-    """
-    if isinstance(fs, LocalFileSystem):
-        with atomic_directory(target) as tmp:
-            yield str(tmp)
-        return
-    parent, name = posixpath.split(target)
-    tag = uuid.uuid4().hex[:8]
-    partial = posixpath.join(parent, f".{name}.partial-{tag}")
-    try:
-        yield partial
-        if fs.exists(target):
-            replaced = posixpath.join(parent, f".{name}.replaced-{tag}")
-            fs.mv(target, replaced, recursive=True)
-            fs.mv(partial, target, recursive=True)
-            fs.rm(replaced, recursive=True)
-        else:
-            fs.mv(partial, target, recursive=True)
-    except BaseException:
-        if fs.exists(partial):
-            fs.rm(partial, recursive=True)
-        raise
-
-
-def _store_all(array: da.Array, stored: zarr.Array) -> None:
-    """Write ``array`` into ``stored`` with threads of our own, on this machine.
-
-    Whatever ends the write (an error in a task, or Ctrl-C), the tasks already running are
-    waited for and the queued ones cancelled before this returns, so no write lands in the
-    store after the caller has removed it.
-    """
-    pool = ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="dasksom-to-zarr")
-    try:
-        # One dask chunk per stored chunk: no two tasks write the same chunk, so no lock.
-        # dask annotates targets as NumPy-like; it only needs __setitem__, which zarr has.
-        da.store(array, stored, lock=False, scheduler="threads", pool=pool)  # type: ignore[arg-type]
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
 
 
 # --- chunking -----------------------------------------------------------------------------

@@ -8,7 +8,7 @@ and return ``(fig, ax)``.  Tiles are drawn as one :class:`~matplotlib.collection
 so that maps of tens of thousands of nodes render in about a second.
 
 The numbers behind the pictures live elsewhere: geometry in :class:`~dasksom.Lattice`, the
-U-matrix values in :mod:`dasksom.analysis` (:func:`node_differences` is re-exported here).
+U-matrix values in :mod:`dasksom.core.analysis` (:func:`node_differences` is re-exported here).
 """
 
 from __future__ import annotations
@@ -43,10 +43,9 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 from mpl_toolkits.axes_grid1 import make_axes_locatable  # noqa: E402
 from numpy.typing import ArrayLike  # noqa: E402
 
-from .analysis import node_differences  # noqa: E402
-from .atomic import atomic_file
-from .evaluation import label_votes  # noqa: E402
-from .lattice import Lattice  # noqa: E402
+from dasksom.core.analysis import label_votes, node_differences
+from dasksom.core.lattice import Lattice
+from dasksom.io.atomic import atomic_file
 
 __all__ = [
     "Squares",
@@ -151,7 +150,7 @@ def tiling_for(lattice: Lattice | str) -> type[Tiling]:
 
 
 # --------------------------------------------------------------------------------------------
-# Shared helpers (public ones are also the building blocks of :mod:`dasksom.plots`)
+# Shared helpers (public ones are also the building blocks of :mod:`dasksom.simpsom.plots`)
 
 
 def _colormap(cmap: CmapLike | None, default: str = "viridis") -> Colormap:
@@ -248,7 +247,7 @@ def save_and_show(
 
     With ``print_out`` the figure goes to ``file_name`` (``default`` when None) at 150 dpi;
     ``.png`` is added to a name without an extension matplotlib can write.  The file is written
-    atomically (:func:`dasksom.atomic.atomic_file`).  With ``show``, ``plt.show()`` is called.
+    atomically (:func:`dasksom.io.atomic.atomic_file`).  With ``show``, ``plt.show()`` is called.
     """
     if print_out:
         path = Path(file_name if file_name is not None else default)

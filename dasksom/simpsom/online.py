@@ -8,7 +8,7 @@ weights and moves every node towards the sample::
 with ``h`` the map's neighbourhood function (design.md section 2) on true lattice distances
 (periodic boundaries honoured).  Over ``T`` steps the radius follows simpsom's schedule,
 ``sigma_t = s0 * exp(-t / tau)`` with ``s0 = max(height, width) / 2`` and ``tau = T / ln(s0)``
-(:func:`dasksom.schedule.radius_schedule` with ``T`` epochs), and the learning rate decays as
+(:func:`dasksom.core.schedule.radius_schedule` with ``T`` epochs), and the learning rate decays as
 ``lr_t = lr0 * exp(-t / T)``.
 
 The samples are visited pass after pass, each pass a fresh permutation of all rows drawn from
@@ -26,11 +26,13 @@ import time
 
 import numpy as np
 
-from .history import EarlyStopping, epoch_record
-from .kernels import find_nonfinite, partial_sums, predict_chunk
-from .lattice import Lattice
-from .neighborhood import neighborhood_weights
-from .schedule import radius_schedule
+from dasksom.core.chunk_tasks import predict_chunk
+from dasksom.core.lattice import Lattice
+from dasksom.core.missing import find_nonfinite
+from dasksom.core.neighborhood import neighborhood_weights
+from dasksom.core.schedule import radius_schedule
+from dasksom.core.sums import partial_sums
+from dasksom.training.history import EarlyStopping, epoch_record
 
 
 def sample_order(n_rows: int, steps: int, rng: np.random.Generator) -> np.ndarray:

@@ -17,7 +17,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from numpy.typing import ArrayLike
 
-from .plotting import (
+from dasksom.plotting import (
     Hexagons,
     Squares,
     Tiling,

@@ -3,8 +3,8 @@
 Code written for simpsom runs with ``import dasksom as sps``: the constructor, ``train``,
 ``save_map``, ``find_bmu_ix``, ``project_onto_map``, ``cluster``, the ``plot_*`` methods and the
 ``nodes_list`` / ``polygons`` attributes keep simpsom's names and arguments.  Batch training is
-the distributed engine; online training is :mod:`dasksom.online`; plots are
-:mod:`dasksom.plots` and :mod:`dasksom.plotting`.  docs/simpsom.md lists every difference.
+the distributed engine; online training is :mod:`dasksom.simpsom.online`; plots are
+:mod:`dasksom.simpsom.plots` and :mod:`dasksom.plotting`.  docs/simpsom.md lists every difference.
 
 Node ``k`` of a ``SOMNet`` is node ``k`` of its :class:`~dasksom.SOM` (``k = row * width +
 column``).  simpsom orders its nodes column by column instead; only its ``.npy`` files use that
@@ -22,17 +22,19 @@ from typing import TYPE_CHECKING, Any
 import dask.array as da
 import numpy as np
 
-from .analysis import node_differences
-from .atomic import atomic_file
-from .estimator import SOM, check_data, load
-from .gpu import GPUUnavailableError, to_device
-from .initialization import INITS, initial_weights
-from .kernels import get_metric, to_host
-from .lattice import Lattice
-from .neighborhood import get_neighborhood
-from .online import train_online
-from .precision import get_precision
-from .simpsom_format import read_simpsom_map, write_simpsom_map
+from dasksom.backends.arrays import to_host
+from dasksom.backends.cuda import GPUUnavailableError
+from dasksom.core.analysis import node_differences
+from dasksom.core.initialization import INITS, initial_weights
+from dasksom.core.lattice import Lattice
+from dasksom.core.metrics import get_metric
+from dasksom.core.neighborhood import get_neighborhood
+from dasksom.core.precision import get_precision
+from dasksom.estimator.som import SOM, check_data, load
+from dasksom.io.atomic import atomic_file
+from dasksom.io.simpsom_format import read_simpsom_map, write_simpsom_map
+from dasksom.simpsom.online import train_online
+from dasksom.training.gpu import to_device
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -212,7 +214,7 @@ class SOMNet:
 
     @property
     def polygons(self) -> type:
-        from .plotting import tiling_for
+        from dasksom.plotting import tiling_for
 
         return tiling_for(self.lattice)
 
@@ -291,7 +293,7 @@ class SOMNet:
         train_algo : {"batch", "online"}
             ``"batch"`` runs the distributed batch engine (:class:`dasksom.SOM`) on the data
             wherever it lives.  ``"online"`` is the classic one-sample-at-a-time Kohonen
-            update of :mod:`dasksom.online`; it loads the data into memory.
+            update of :mod:`dasksom.simpsom.online`; it loads the data into memory.
         epochs : int
             Batch: number of passes over the data, ``-1`` meaning 10.  Online, as in simpsom:
             number of single-sample steps, ``-1`` meaning 10 times the number of samples.
@@ -480,7 +482,7 @@ class SOMNet:
             logger.info("Clustering results saved to %s", path)
         return labels, points
 
-    # -- plots (drawing lives in dasksom.plots) -------------------------------------------------
+    # -- plots (drawing lives in dasksom.simpsom.plots) -----------------------------------
 
     def _plot_file(self, kwargs: dict, default: str) -> None:
         kwargs.setdefault("file_name", os.path.join(self.output_path, default))
@@ -503,14 +505,14 @@ class SOMNet:
             Show the figure; save it to ``file_name`` (default
             ``output_path/som_feature_<index>.png``).
         **kwargs
-            Passed to :func:`dasksom.plots.plot_map` (``cmap``, ``title``, ``cbar_label``,
+            Passed to :func:`dasksom.simpsom.plots.plot_map` (``cmap``, ``title``, ``cbar_label``,
             ``figsize``, ``file_name`` ...).
 
         Returns
         -------
         (fig, ax)
         """
-        from .plots import plot_map
+        from dasksom.simpsom.plots import plot_map
 
         index = _feature_index(feature, feature_ix, self.som.weights_.shape[1])
         self._plot_file(kwargs, f"som_feature_{index}.png")
@@ -529,9 +531,9 @@ class SOMNet:
         """Colour every node by its mean weight distance to its neighbours (U-matrix).
 
         Saved to ``output_path/som_difference.png`` by default when ``print_out``; other
-        keyword arguments go to :func:`dasksom.plots.plot_map`.  Returns ``(fig, ax)``.
+        keyword arguments go to :func:`dasksom.simpsom.plots.plot_map`.  Returns ``(fig, ax)``.
         """
-        from .plots import plot_map
+        from dasksom.simpsom.plots import plot_map
 
         self._plot_file(kwargs, "som_difference.png")
         kwargs.setdefault("cbar_label", "Nodes difference value")
@@ -550,9 +552,9 @@ class SOMNet:
         """Line plot of :attr:`convergence`, the weight change of every epoch.
 
         Saved to ``output_path/som_convergence.png`` by default when ``print_out``; other
-        keyword arguments go to :func:`dasksom.plots.line_plot`.  Returns ``(fig, ax)``.
+        keyword arguments go to :func:`dasksom.simpsom.plots.line_plot`.  Returns ``(fig, ax)``.
         """
-        from .plots import line_plot
+        from dasksom.simpsom.plots import line_plot
 
         if not self.convergence:
             raise RuntimeError("The map has not been trained yet: there is no convergence to plot.")
@@ -588,13 +590,13 @@ class SOMNet:
             Show the figure; save it to ``file_name`` (default
             ``output_path/som_projected.png``).
         **kwargs
-            Passed to :func:`dasksom.plots.scatter_on_map`.
+            Passed to :func:`dasksom.simpsom.plots.scatter_on_map`.
 
         Returns
         -------
         (fig, ax)
         """
-        from .plots import scatter_on_map
+        from dasksom.simpsom.plots import scatter_on_map
 
         points = self._map_points(coor, project, jitter)
         self._plot_file(kwargs, "som_projected.png")
@@ -625,7 +627,7 @@ class SOMNet:
         every point; groups are drawn in sorted label order.  Saved to
         ``output_path/som_clusters.png`` by default when ``print_out``.  Returns ``(fig, ax)``.
         """
-        from .plots import scatter_on_map
+        from dasksom.simpsom.plots import scatter_on_map
 
         points = self._map_points(coor, project, jitter)
         clusters = np.asarray(clusters)

@@ -1,6 +1,6 @@
 """The distributed training loop (design.md sections 4 and 8).
 
-One epoch is one dask graph: every row chunk computes its :class:`~dasksom.kernels.PartialSums`
+One epoch is one dask graph: every row chunk computes its :class:`~dasksom.core.sums.PartialSums`
 against the epoch's weights on the worker that holds it, a tree reduction adds them up, and the
 client applies the neighbourhood once: ``W = (H @ S) / (H @ n)``.  Only the ``M x D`` weights
 and sums travel; the rows never leave their worker.
@@ -21,10 +21,11 @@ import dask.array as da
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from .history import EarlyStopping, epoch_record
-from .kernels import PartialSums, array_module, partial_sums, to_host
-from .lattice import Lattice
-from .neighborhood import DENSE_MAX_NODES, smooth
+from dasksom.backends.arrays import array_module, to_host
+from dasksom.core.lattice import Lattice
+from dasksom.core.neighborhood import DENSE_MAX_NODES, smooth
+from dasksom.core.sums import PartialSums, partial_sums
+from dasksom.training.history import EarlyStopping, epoch_record
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -107,7 +108,7 @@ def should_persist(data: da.Array, persist: bool | str) -> bool:
     if persist != "auto":
         return bool(persist)
     if array_module(data._meta) is not np:
-        from .gpu import device_memory_budget
+        from dasksom.training.gpu import device_memory_budget
 
         return data.nbytes <= DEVICE_PERSIST_FRACTION * device_memory_budget()
     client = distributed_client()
@@ -155,7 +156,7 @@ def epoch_sums(
 
     ``check_finite`` looks for values the data may not hold (NaN and inf, or inf alone under
     ``nan_policy="ignore"``, where NaN marks a missing value); ``precision`` rounds the BMU
-    search's product (:mod:`dasksom.precision`).
+    search's product (:mod:`dasksom.core.precision`).
 
     The reduction order is fixed by chunk position, so the same chunking always gives
     bit-identical sums, whatever the scheduler or the order in which chunks finish.
@@ -241,7 +242,7 @@ def _smoothing_module(data: da.Array, lattice: Lattice) -> Any:
     chunks (when this process sees a GPU), else with NumPy."""
     if array_module(data._meta) is np or lattice.n_nodes <= DENSE_MAX_NODES:
         return np
-    from .gpu import GPUUnavailableError, require_gpu
+    from dasksom.backends.cuda import GPUUnavailableError, require_gpu
 
     try:
         return require_gpu()
@@ -294,7 +295,7 @@ def train(
 ) -> TrainingState:
     """Run the remaining epochs of ``state`` on ``data``; returns the updated state.
 
-    Each epoch's history entry (:func:`dasksom.history.epoch_record`) holds ``epoch``,
+    Each epoch's history entry (:func:`dasksom.training.history.epoch_record`) holds ``epoch``,
     ``sigma``, ``quantization_error`` (of the weights the epoch started from, found in the same
     pass), ``map_difference`` (mean absolute change of the weights) and ``seconds``.  With
     ``tol`` set, training stops early once the map difference stays below ``tol`` for

@@ -1,6 +1,6 @@
 """Training on GPUs: CuPy chunks, a dask-cuda cluster, device-sized row blocks, kernel warm-up.
 
-The chunk kernels (:mod:`dasksom.kernels`) compute with the chunk's array module, so a dask array
+The chunk kernels (:mod:`dasksom.core`) compute with the chunk's array module, so a dask array
 whose chunks are CuPy arrays trains on the GPU with no other change; this module gets data there
 (:func:`to_device`), starts one worker per GPU (:func:`local_cuda_cluster`), sizes the BMU
 search's row blocks for the device (:func:`device_block_rows`, :func:`block_rows`) and compiles
@@ -13,10 +13,8 @@ imported, so it loads on machines without a GPU; there each function that needs 
 
 from __future__ import annotations
 
-import functools
 import importlib
 import os
-import sys
 import time
 import warnings
 from collections.abc import Iterator
@@ -25,99 +23,20 @@ from typing import Any
 
 import numpy as np
 
-from . import kernels
+from dasksom.backends import arrays
+from dasksom.backends.cuda import (
+    NO_DEVICE,
+    ROW_ALIGNMENT,
+    GPUUnavailableError,
+    free_device_bytes,
+    require_gpu,
+)
+from dasksom.core import chunk_tasks, sums
 
-CUPY_MISSING = (
-    "CuPy is not installed: install the GPU extra, pip install 'dasksom[gpu]' "
-    "(or the cupy-cudaXXx wheel that matches your CUDA)."
-)
-NO_DEVICE = (
-    "No CUDA device is visible to CuPy: check that `nvidia-smi` lists a GPU and that "
-    "CUDA_VISIBLE_DEVICES, if set, names it."
-)
 DASK_CUDA_MISSING = "dask-cuda is not installed: pip install 'dasksom[gpu]'."
 
-# One score block (rows x nodes) takes at most this share of the device's free memory, leaving
-# room for the chunk itself, the offsets and argmax temporaries, and other workers on the GPU.
-DEVICE_MEMORY_SHARE = 8
-# Bounds on a device score block, in elements: at 2**28 (1 GiB in float32) one product already
-# keeps the whole chip busy, and it is never smaller than the CPU's block.
-DEVICE_BLOCK_ELEMENTS_MAX = 1 << 28
-DEVICE_BLOCK_ELEMENTS_MIN = kernels.SCORE_BLOCK_ELEMENTS
-# Row blocks are whole multiples of this many rows (when there are more), for aligned tiles.
-ROW_ALIGNMENT = 256
 # "auto" RMM pool: this fraction of the device's memory to start, shared by its workers.
 AUTO_POOL_FRACTION = 0.5
-# Threads that search one row of scores in the fused kernel (a power of two).
-SEARCH_THREADS = 256
-
-# The BMU search's last step, fused: one thread block per row subtracts the offsets while it
-# reads the scores and keeps the best column, so the scores are read once and never rewritten.
-# Ties go to the lowest column, as numpy's argmax; ``columns`` holds ``n_cols`` for "none yet".
-BEST_COLUMNS_SOURCE = r"""
-template <typename T>
-__global__ void best_columns(const T* scores, const T* offsets, const long long n_cols,
-                             long long* out) {
-    __shared__ T values[SEARCH_THREADS];
-    __shared__ long long columns[SEARCH_THREADS];
-    const T* line = scores + blockIdx.x * n_cols;
-    T best = 0;
-    long long best_column = n_cols;
-    for (long long j = threadIdx.x; j < n_cols; j += SEARCH_THREADS) {
-        const T value = line[j] - offsets[j];
-        if (best_column == n_cols || value > best) {
-            best = value;
-            best_column = j;
-        }
-    }
-    values[threadIdx.x] = best;
-    columns[threadIdx.x] = best_column;
-    __syncthreads();
-    for (int stride = SEARCH_THREADS / 2; stride > 0; stride /= 2) {
-        if (threadIdx.x < stride) {
-            const T other = values[threadIdx.x + stride];
-            const long long other_column = columns[threadIdx.x + stride];
-            const long long mine = columns[threadIdx.x];
-            if (other_column != n_cols
-                && (mine == n_cols || other > values[threadIdx.x]
-                    || (other == values[threadIdx.x] && other_column < mine))) {
-                values[threadIdx.x] = other;
-                columns[threadIdx.x] = other_column;
-            }
-        }
-        __syncthreads();
-    }
-    if (threadIdx.x == 0) {
-        out[blockIdx.x] = columns[0];
-    }
-}
-"""
-
-
-class GPUUnavailableError(RuntimeError):
-    """What a GPU path needs is missing: CuPy, a visible device, dask-cuda or RMM."""
-
-
-def require_gpu() -> Any:
-    """The ``cupy`` module, once a CUDA device is known to be visible.
-
-    Raises
-    ------
-    RuntimeError
-        When CuPy is not installed, or no CUDA device is visible; the message says which and
-        what to check.
-    """
-    try:
-        cupy = importlib.import_module("cupy")
-    except ImportError as error:
-        raise GPUUnavailableError(CUPY_MISSING) from error
-    try:
-        count = cupy.cuda.runtime.getDeviceCount()
-    except Exception as error:  # CUDARuntimeError, or a driver library that does not load
-        raise GPUUnavailableError(f"{NO_DEVICE} ({error})") from error
-    if count < 1:
-        raise GPUUnavailableError(NO_DEVICE)
-    return cupy
 
 
 def to_device(data: Any, storage_dtype: Any = None) -> Any:
@@ -147,7 +66,7 @@ def to_device(data: Any, storage_dtype: Any = None) -> Any:
     """
     import dask.array as da
 
-    from .io import as_storage_dtype
+    from dasksom.io.storage import as_storage_dtype
 
     cupy = require_gpu()
     if not isinstance(data, da.Array):
@@ -255,64 +174,6 @@ def local_cuda_cluster(
         yield client
 
 
-def device_block_rows(n_nodes: int, n_features: int, free_bytes: int, itemsize: int = 4) -> int:
-    """Rows per BMU-search block on a GPU with ``free_bytes`` of free memory.
-
-    One block's scores and rows (``rows x (n_nodes + n_features)`` values of ``itemsize``
-    bytes) take at most ``1 / DEVICE_MEMORY_SHARE`` of the free memory, and the score block
-    holds between :data:`DEVICE_BLOCK_ELEMENTS_MIN` and :data:`DEVICE_BLOCK_ELEMENTS_MAX`
-    elements; above that floor the rows are a multiple of :data:`ROW_ALIGNMENT`.
-    On a GPU this means a few large products per chunk instead of the CPU's thousands of small
-    ones.
-    """
-    if min(n_nodes, n_features, itemsize) < 1 or free_bytes < 0:
-        raise ValueError("n_nodes, n_features and itemsize must be positive, free_bytes >= 0.")
-    rows = free_bytes // (DEVICE_MEMORY_SHARE * itemsize * (n_nodes + n_features))
-    rows = min(rows, DEVICE_BLOCK_ELEMENTS_MAX // n_nodes)
-    if rows > ROW_ALIGNMENT:
-        rows -= rows % ROW_ALIGNMENT
-    return max(rows, DEVICE_BLOCK_ELEMENTS_MIN // n_nodes, 1)
-
-
-def free_device_bytes(cupy: Any) -> int:
-    """Free memory of the current device, counting what CuPy's own pool or this process's RMM
-    pool holds unused (the device reports pooled memory as taken)."""
-    free, _total = cupy.cuda.runtime.memGetInfo()
-    return int(free) + int(cupy.get_default_memory_pool().free_bytes()) + rmm_pool_unused_bytes()
-
-
-def rmm_pool_unused_bytes() -> int:
-    """Bytes of this process's RMM pool not handed out, where RMM tracks its allocations (as
-    dask-cuda's ``rmm_track_allocations`` sets up, and :func:`local_cuda_cluster` asks for);
-    0 without RMM, without a pool, or without tracking (then what the pool holds unused is
-    unknown and counted as taken)."""
-    rmm = sys.modules.get("rmm")
-    if rmm is None:
-        return 0
-    tracking = rmm.mr.get_current_device_resource()
-    if not isinstance(tracking, rmm.mr.TrackingResourceAdaptor):
-        return 0
-    pool = tracking.get_upstream()
-    if not isinstance(pool, rmm.mr.PoolMemoryResource):
-        return 0
-    return max(0, int(pool.pool_size()) - int(tracking.get_allocated_bytes()))
-
-
-def block_rows(
-    xp: Any, metric: kernels.Metric, n_nodes: int, n_features: int, itemsize: int = 4
-) -> int:
-    """Rows per block of the BMU search for data in array module ``xp``, of ``itemsize``
-    bytes per value once widened (4: float32, 8: float64).
-
-    NumPy, and metrics with a block rule of their own (manhattan), keep ``metric.block_rows``;
-    product metrics on CuPy get :func:`device_block_rows` for the current device.  This is the
-    hook for :func:`dasksom.kernels.best_matching_units` and ``node_distances``.
-    """
-    if xp is np or type(metric).block_rows is not kernels.Metric.block_rows:
-        return metric.block_rows(n_nodes, n_features)
-    return device_block_rows(n_nodes, n_features, free_device_bytes(xp), itemsize)
-
-
 def warm_up_workers(
     n_features: int,
     n_nodes: int,
@@ -329,7 +190,7 @@ def warm_up_workers(
 def _where_chunks_run(function: Any, *args: Any) -> list[Any]:
     """``function(*args)`` on every worker of the default ``distributed`` client, or in this
     process without one: the results, one per process."""
-    from .engine import distributed_client
+    from dasksom.training.engine import distributed_client
 
     client = distributed_client()
     if client is None:
@@ -348,37 +209,6 @@ def device_memory_budget() -> int:
     the default client's workers (several workers may share one GPU), or this process's."""
     by_device = dict(_where_chunks_run(_free_memory_of_this_device))
     return sum(by_device.values())
-
-
-@functools.cache
-def _best_columns_kernels(device_id: int) -> dict[str, Any]:
-    """The fused search compiled for float32 and float64 scores, once per device."""
-    cupy = require_gpu()
-    module = cupy.RawModule(
-        code=f"#define SEARCH_THREADS {SEARCH_THREADS}\n{BEST_COLUMNS_SOURCE}",
-        name_expressions=("best_columns<float>", "best_columns<double>"),
-    )
-    return {
-        "float32": module.get_function("best_columns<float>"),
-        "float64": module.get_function("best_columns<double>"),
-    }
-
-
-def best_columns(scores: Any, offsets: Any = None) -> Any:
-    """Column of the highest ``scores - offsets`` of every row of a CuPy ``(rows, M)`` array,
-    ties to the lowest column: :func:`dasksom.kernels.best_columns` on a GPU, in one kernel."""
-    cupy = require_gpu()
-    scores = cupy.ascontiguousarray(scores)
-    n_rows, n_cols = scores.shape
-    out = cupy.empty(n_rows, dtype=cupy.int64)
-    if n_rows == 0:
-        return out
-    if offsets is None:
-        offsets = cupy.zeros(n_cols, dtype=scores.dtype)
-    offsets = cupy.ascontiguousarray(offsets, dtype=scores.dtype)
-    kernel = _best_columns_kernels(cupy.cuda.Device().id)[scores.dtype.name]
-    kernel((n_rows,), (SEARCH_THREADS,), (scores, offsets, np.int64(n_cols), out))
-    return out
 
 
 def warm_up(
@@ -402,7 +232,7 @@ def warm_up(
     rows = rng.random((ROW_ALIGNMENT, n_features)) * 100
     x = cupy.asarray(rows.astype(np.dtype(dtype)))
     weights = rng.random((n_nodes, n_features))
-    kernels.partial_sums(x, weights, metric, precision=precision).to_host()
-    kernels.to_host(kernels.predict_chunk(x, weights, metric))
+    sums.partial_sums(x, weights, metric, precision=precision).to_host()
+    arrays.to_host(chunk_tasks.predict_chunk(x, weights, metric))
     cupy.cuda.Device().synchronize()
     return time.perf_counter() - start

@@ -1,0 +1,50 @@
+"""NumPy or CuPy: which array module an array belongs to, and moving results to the host.
+
+Every kernel computes with its input's array module, so the same code runs on CPU workers and on
+GPUs.  Nothing here imports CuPy unless it is handed a CuPy array."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+# Elements of the per-block score matrix (rows x nodes): 8 MiB in float32 is big enough for BLAS
+# to run at full speed (measured: 1M to 8M elements within noise) and keeps chunk memory bounded.
+SCORE_BLOCK_ELEMENTS = 1 << 21
+
+
+def array_module(x: Any) -> Any:
+    """``numpy`` or ``cupy``, whichever ``x`` belongs to."""
+    if type(x).__module__.split(".")[0] == "cupy":
+        import cupy
+
+        return cupy
+    return np
+
+
+def to_host(x: Any) -> np.ndarray:
+    """A NumPy copy of a NumPy or CuPy array."""
+    return x.get() if hasattr(x, "get") else np.asarray(x)
+
+
+def compute_dtype(dtype: Any) -> np.dtype:
+    """Float type that the distance products run in for data of ``dtype``.
+
+    float32 where it holds the data exactly enough (float32 and narrower types, small integers),
+    float64 for float64 and wide integers.
+    """
+    dtype = np.dtype(dtype)
+    if dtype == np.float64 or (dtype.kind in "iu" and dtype.itemsize >= 4):
+        return np.dtype(np.float64)
+    return np.dtype(np.float32)
+
+
+def is_narrow(dtype: Any) -> bool:
+    """Whether data of ``dtype`` is kept as it is and widened one row block at a time.
+
+    Types narrower than float32 (uint8 pixels, int16, float16) hold far fewer bytes than their
+    float32 copy; the search widens each block to float32 as it uses it.
+    """
+    dtype = np.dtype(dtype)
+    return dtype.kind in "iuf" and dtype.itemsize < 4
