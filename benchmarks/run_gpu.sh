@@ -28,7 +28,7 @@ export PYTHONPATH="$PWD:$site${PYTHONPATH:+:$PYTHONPATH}"
 # Separate kernel caches: the benchmark's warm-up then starts from an empty one, as on a fresh
 # machine, whatever the tests compiled.
 CUPY_CACHE_DIR=/tmp/cupy-cache-tests timeout 110 "$python" -m pytest -q -p no:cacheprovider \
-    tests/test_gpu.py 2>&1 | tail -25
+    tests/device/test_gpu.py 2>&1 | tail -25
 tests=${PIPESTATUS[0]}
 echo "tests exit: $tests"
 

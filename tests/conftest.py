@@ -1,16 +1,36 @@
+"""Fixtures shared by the suite, and the markers that let a run pick its part of it.
+
+Markers (registered in pyproject.toml) follow from where a test lives and what it uses, so they
+cannot drift from the tests: ``tests/system`` is ``cluster``, ``tests/device`` is ``gpu``, a test
+that takes the ``cluster`` or ``client`` fixture is ``cluster``, and one that takes ``mnist`` is
+``mnist`` and ``slow``.  ``python -m pytest -m "not slow and not cluster"`` is the quick loop.
+"""
+
 import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+TESTS = Path(__file__).resolve().parent
+MARKERS_BY_FOLDER = {"system": ("cluster",), "device": ("gpu",)}
+MARKERS_BY_FIXTURE = {"cluster": ("cluster",), "client": ("cluster",), "mnist": ("mnist", "slow")}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        folder = Path(item.fspath).resolve().relative_to(TESTS).parts[0]
+        names = set(MARKERS_BY_FOLDER.get(folder, ()))
+        for fixture in getattr(item, "fixturenames", ()):
+            names.update(MARKERS_BY_FIXTURE.get(fixture, ()))
+        for name in sorted(names):
+            item.add_marker(name)
+
+
 # A keras-layout mnist.npz (x_train, y_train, x_test, y_test): $DASKSOM_MNIST, or the shared
 # data folder beside the repository.
 MNIST_VARIABLE = "DASKSOM_MNIST"
-MNIST = Path(
-    os.environ.get(MNIST_VARIABLE)
-    or Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist.npz"
-)
+MNIST = Path(os.environ.get(MNIST_VARIABLE) or TESTS.parents[1] / "shared" / "data" / "mnist.npz")
 
 
 @pytest.fixture(scope="session")

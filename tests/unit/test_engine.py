@@ -10,7 +10,7 @@ from dasksom.core.neighborhood import neighborhood_matrix
 from dasksom.core.sums import partial_sums
 from dasksom.training.engine import epoch_sums, update_weights
 
-from . import reference
+from ..support import reference
 
 GRID = list(
     itertools.product(

@@ -7,7 +7,7 @@ from dasksom.core.metrics import PreparedWeights
 from dasksom.core.search import best_matching_units
 from dasksom.core.sums import partial_sums
 
-from . import reference
+from ..support import reference
 
 METRICS = ["euclidean", "cosine", "manhattan"]
 

@@ -17,7 +17,7 @@ from dasksom.simpsom.somnet import SOMNet
 # The tutorial calls show=True and plt.show(): without a display they must not block.
 plt.switch_backend("Agg")
 
-MNIST = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist.npz"
+MNIST = Path(__file__).resolve().parents[3] / "shared" / "data" / "mnist.npz"
 N_DIGITS = 1000
 
 

@@ -8,7 +8,7 @@ from dasksom import SOM
 from dasksom.core import chunk_tasks, metrics
 from dasksom.core.sums import partial_sums
 
-from . import reference
+from ..support import reference
 
 METRICS = ["euclidean", "cosine", "manhattan"]
 

@@ -8,7 +8,7 @@ from dasksom import SOM, Lattice
 from dasksom.core.initialization import initial_weights
 from dasksom.estimator.som import NotFittedError
 
-from .faults import killed_in_epoch
+from ..support.faults import killed_in_epoch
 
 
 @pytest.fixture(scope="module")
@@ -329,6 +329,7 @@ def test_som_is_a_clusterer_for_scikit_learn():
     assert is_clusterer(SOM())
 
 
+@pytest.mark.slow
 def test_som_passes_scikit_learns_estimator_checks():
     from sklearn.utils.estimator_checks import check_estimator
 

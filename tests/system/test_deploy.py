@@ -22,7 +22,7 @@ import yaml
 
 from dasksom.cli.main import build_parser
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DOCKER = ROOT / "deploy" / "docker"
 KUBE = ROOT / "deploy" / "kubernetes"
 DOCKERFILES = ["Dockerfile", "Dockerfile.gpu"]
@@ -30,6 +30,8 @@ VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["versi
 IMAGE = f"dasksom:{VERSION}"
 OPERATOR_API = "kubernetes.dask.org/v1"
 DEPLOY_EXTRA = "needs the deploy extra: pip install 'dasksom[deploy]'"
+
+pytestmark = pytest.mark.deploy
 
 
 def instructions(name: str) -> list[tuple[str, str]]:

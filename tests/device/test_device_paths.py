@@ -1,10 +1,10 @@
-"""The CuPy branches of dasksom, run on a NumPy-backed stand-in (``tests/fake_cupy.py``).
+"""The CuPy branches of dasksom, run on a NumPy-backed stand-in (``tests/support/fake_cupy.py``).
 
 Every test compares a device run on the fake with the NumPy run of the same inputs: the
 branches taken only for CuPy arrays (device block sizes, cuBLAS ``gemmEx`` for narrow
 precisions, the fused search kernel, the CSR one-hot sums, device smoothing of large maps)
 must give NumPy's results.  What the fake can and cannot prove is in its docstring; the same
-behaviours on a real GPU are in ``tests/test_gpu.py``.
+behaviours on a real GPU are in ``tests/device/test_gpu.py``.
 """
 
 import inspect
@@ -25,8 +25,8 @@ from dasksom.core.neighborhood import structured_smooth
 from dasksom.core.sums import partial_sums, sum_rows_by_index
 from dasksom.training import engine, gpu
 
-from . import fake_cupy
-from .fake_cupy import to_device
+from ..support import fake_cupy
+from ..support.fake_cupy import to_device
 
 PRECISION_NAMES = ["exact", "tf32", "bfloat16", "float16"]
 # Precisions round a product: every one with the product metrics, exact with manhattan.

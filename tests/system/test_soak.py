@@ -12,6 +12,8 @@ import pytest
 
 import dasksom
 
+pytestmark = pytest.mark.slow
+
 KILLS = int(os.environ.get("DASKSOM_SOAK_KILLS", "4"))
 
 

@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from . import fake_cupy
+from ..support import fake_cupy
 
-BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 
 
 class _Event:
@@ -51,6 +51,7 @@ def bench(monkeypatch):
     sys.modules.pop("gpu", None)
 
 
+@pytest.mark.slow
 def test_the_gpu_benchmarks_sections_run_and_write_their_rows(bench):
     gpu, cupy = bench
     options = gpu.options_parser().parse_args(

@@ -5,7 +5,7 @@ one ``std::thread`` per CUDA thread of a block, ``__syncthreads`` a ``std::barri
 memory one object shared by the block's threads, and the blocks of a launch run one after
 another.  Each CUDA thread runs the kernel's own code, so the strided scan, the shared-memory
 tree reduction and its tie rule are tested as written; what no CPU can test (the compiler
-NVRTC, warp scheduling, memory coalescing) is left to ``tests/test_gpu.py`` on a GPU.
+NVRTC, warp scheduling, memory coalescing) is left to ``tests/device/test_gpu.py`` on a GPU.
 """
 
 import shutil

@@ -8,7 +8,7 @@ from dasksom import Lattice
 from dasksom.core.lattice import NEIGHBOR_DISTANCE
 from dasksom.core.schedule import radius_schedule
 
-from . import reference
+from ..support import reference
 
 SHAPES = [(1, 1), (1, 5), (4, 1), (4, 6), (5, 7)]
 

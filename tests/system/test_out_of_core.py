@@ -11,6 +11,8 @@ import zarr
 from dasksom import SOM
 from dasksom.training import engine
 
+pytestmark = pytest.mark.slow
+
 WORKER_MEMORY = 250_000_000
 
 

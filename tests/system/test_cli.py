@@ -12,7 +12,7 @@ import pytest
 import dasksom
 from dasksom.cli.main import main
 
-from .faults import killed_in_epoch
+from ..support.faults import killed_in_epoch
 from .test_tls import spawn, stop
 
 
