@@ -44,7 +44,6 @@ from dasksom.estimator.som import SOM
 from dasksom.io.atomic import write_text
 from dasksom.io.map_file import existing_map, read_map
 from dasksom.io.storage import STORAGE_DTYPES
-from dasksom.training.checkpoints import settings_key
 
 EXIT_CODES = """exit codes:
   0  success, or nothing to do (the run had already finished)
@@ -422,13 +421,6 @@ def _report(summary: dict, output: Path) -> None:
     )
 
 
-def _same_settings(som: SOM, params: dict) -> bool:
-    """Whether a checkpoint's settings are the ones ``som`` trains with (so it resumes)."""
-    ignored = {"chunks", "persist", "verbose", "checkpoint"}
-    mine = {k: v for k, v in som.get_params().items() if k not in ignored}
-    return settings_key({k: params.get(k) for k in mine}) == settings_key(mine)
-
-
 def _checkpoint_status(som: SOM, checkpoint: Path, force: bool) -> tuple[int, int] | None:
     """``(epochs done, epochs asked)`` of a checkpoint this run resumes from, or None.
 
@@ -446,7 +438,7 @@ def _checkpoint_status(som: SOM, checkpoint: Path, force: bool) -> tuple[int, in
         params, _, _, history = read_map(found)
     except ValueError as exc:
         raise RunError(f"{exc} Use --force to discard it and train afresh.") from None
-    if not _same_settings(som, params):
+    if som.changed_settings(params):
         return None
     done, asked = len(history), int(params["epochs"])
     if done < asked:

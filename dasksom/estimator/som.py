@@ -39,7 +39,7 @@ from dasksom.io.map_file import existing_map, read_map, read_metadata, write_map
 from dasksom.io.sources import as_dask_array
 from dasksom.io.storage import first_row
 from dasksom.training import engine
-from dasksom.training.checkpoints import _check_fingerprint, data_fingerprint, settings_key
+from dasksom.training.checkpoints import changed_settings, check_fingerprint, data_fingerprint
 
 logger = logging.getLogger("dasksom")
 
@@ -286,6 +286,12 @@ class SOM:
         signature = inspect.signature(cls.__init__)
         return sorted(name for name in signature.parameters if name != "self")
 
+    @classmethod
+    def _defaults(cls) -> dict[str, Any]:
+        """Each constructor parameter's default."""
+        parameters = inspect.signature(cls.__init__).parameters
+        return {name: parameters[name].default for name in cls._get_param_names()}
+
     def get_params(self, deep: bool = True) -> dict:
         """The constructor's parameters, as scikit-learn's ``get_params``."""
         return {name: getattr(self, name) for name in self._get_param_names()}
@@ -391,11 +397,6 @@ class SOM:
         self.warm_up_seconds_ = seconds
         logger.info("GPU kernels compiled or loaded in %.1f s, apart from epoch times", seconds)
 
-    def _training_settings(self) -> dict:
-        """Parameters that shape the map; the others (chunking, logging...) may change."""
-        ignored = {"chunks", "persist", "verbose", "checkpoint", "device"}
-        return {k: v for k, v in self.get_params().items() if k not in ignored}
-
     def _checkpoint_writer(
         self, lattice: Lattice, fingerprint: dict | None
     ) -> Callable[[engine.TrainingState], None] | None:
@@ -428,7 +429,7 @@ class SOM:
         params, _, weights, history = read_map(self.checkpoint)
         self._check_checkpoint_settings(self.checkpoint, params)
         fingerprint = data_fingerprint(data, source)
-        _check_fingerprint(self.checkpoint, metadata.get("fingerprint"), fingerprint)
+        check_fingerprint(self.checkpoint, metadata.get("fingerprint"), fingerprint)
         done = "finished" if len(history) >= len(sigmas) else "resuming"
         logger.info(
             "%s: checkpoint %s holds %d of %d epochs",
@@ -439,16 +440,25 @@ class SOM:
         )
         return engine.TrainingState(weights, sigmas, history), fingerprint
 
+    def changed_settings(self, saved_params: dict) -> list[str]:
+        """The training settings in which a checkpoint's parameters differ from this map's.
+
+        Parameters
+        ----------
+        saved_params : dict
+            The parameters a checkpoint (or any saved map) records.
+
+        Returns
+        -------
+        list of str
+            Sorted parameter names; empty when the checkpoint resumes this fit.  The rule is
+            :func:`dasksom.training.checkpoints.changed_settings`, which the command line asks
+            too: ``chunks``, ``persist``, ``verbose``, ``checkpoint`` and ``device`` never count.
+        """
+        return changed_settings(saved_params, self.get_params(), self._defaults())
+
     def _check_checkpoint_settings(self, checkpoint: str | os.PathLike, saved_params: dict) -> None:
-        settings = self._training_settings()
-        # A setting added since the checkpoint was written had its default then.
-        defaults = inspect.signature(type(self).__init__).parameters
-        changed = sorted(
-            name
-            for name, value in settings.items()
-            if settings_key({name: saved_params.get(name, defaults[name].default)})
-            != settings_key({name: value})
-        )
+        changed = self.changed_settings(saved_params)
         if changed:
             raise ValueError(
                 f"The checkpoint {os.fspath(checkpoint)!r} was written with other settings "

@@ -2,7 +2,8 @@
 
 A checkpoint resumes a fit when it was trained with the same settings (every parameter but those
 in :data:`RUN_ONLY_PARAMS`, which change how a run computes, not what it computes) on the same data
-(:func:`data_fingerprint`).  The estimator and the command line both ask :func:`same_settings`."""
+(:func:`data_fingerprint`).  The estimator and the command line both ask
+:func:`changed_settings`."""
 
 from __future__ import annotations
 
@@ -19,10 +20,41 @@ from dasksom.backends.arrays import to_host
 from dasksom.io.map_file import jsonable
 from dasksom.training.engine import compute_context
 
+# Parameters that say how a run computes (where, in which pieces, what it prints and where it
+# saves), not what: a checkpoint written under other values of these resumes the fit.
+RUN_ONLY_PARAMS = frozenset({"chunks", "persist", "verbose", "checkpoint", "device"})
+
 
 def settings_key(params: dict) -> str:
     """Canonical JSON of training settings, to tell whether a checkpoint belongs to a fit."""
     return json.dumps(params, default=jsonable, sort_keys=True)
+
+
+def changed_settings(saved: dict, current: dict, defaults: dict[str, Any]) -> list[str]:
+    """Names of the training settings in which a checkpoint's parameters differ from a fit's.
+
+    Parameters
+    ----------
+    saved : dict
+        The parameters recorded in the checkpoint.
+    current : dict
+        The fit's parameters (``get_params()``).
+    defaults : dict
+        Each parameter's default: a setting added to dasksom after the checkpoint was written
+        had its default then.
+
+    Returns
+    -------
+    list of str
+        Sorted; empty when the checkpoint resumes the fit.  :data:`RUN_ONLY_PARAMS` are never
+        compared.
+    """
+    return sorted(
+        name
+        for name, value in current.items()
+        if name not in RUN_ONLY_PARAMS
+        and settings_key({name: saved.get(name, defaults.get(name))}) != settings_key({name: value})
+    )
 
 
 # Rows sampled, evenly spaced, to fingerprint the data a checkpoint was written for.
@@ -51,7 +83,7 @@ def data_fingerprint(data: da.Array, source: Any) -> dict:
     }
 
 
-def _check_fingerprint(path: Any, saved: dict | None, current: dict | None) -> None:
+def check_fingerprint(path: Any, saved: dict | None, current: dict | None) -> None:
     if saved is None or current is None:
         raise ValueError(
             f"The checkpoint {os.fspath(path)!r} does not record which data it was written for "

@@ -170,3 +170,54 @@ def test_checkpoint_written_before_a_setting_existed_counts_as_its_default(check
 def test_checkpoint_of_another_precision_is_refused(checkpointed, blobs):
     with pytest.raises(ValueError, match=r"precision differ"):
         SOM(4, 4, epochs=2, random_state=0, checkpoint=checkpointed, precision="tf32").fit(blobs)
+
+
+# One other value of every parameter (but the checkpoint's own path) of the map `checkpointed`
+# trains: SOM(4, 4, epochs=2, random_state=0).
+OTHER_VALUES = {
+    "height": 6,
+    "width": 6,
+    "topology": "square",
+    "pbc": True,
+    "metric": "cosine",
+    "neighborhood": "bubble",
+    "init": "sample",
+    "epochs": 3,
+    "sigma": 1.5,
+    "random_state": 1,
+    "sigma_decay": "linear",
+    "tol": 1e-3,
+    "n_iter_no_change": 5,
+    "chunks": 70,
+    "persist": False,
+    "verbose": True,
+    "nan_policy": "ignore",
+    "device": "gpu",
+    "precision": "bfloat16",
+}
+
+
+def test_every_parameter_has_another_value_in_the_agreement_test():
+    assert set(OTHER_VALUES) == set(SOM().get_params()) - {"checkpoint"}
+
+
+@pytest.mark.parametrize("name", sorted(OTHER_VALUES))
+def test_the_command_line_and_fit_agree_whether_a_checkpoint_resumes(
+    name, checkpointed, blobs, capsys
+):
+    from dasksom.cli.main import _checkpoint_status
+
+    params = {"height": 4, "width": 4, "epochs": 2, "random_state": 0, name: OTHER_VALUES[name]}
+    som = SOM(**params, checkpoint=checkpointed)
+    cli_resumes = _checkpoint_status(som, checkpointed, force=False) is not None
+    if name == "device":  # no GPU here: where the chunks run never decides
+        assert cli_resumes and not som.changed_settings(read_map(checkpointed)[0])
+        return
+    try:
+        som.fit(blobs)
+        fit_resumes = True
+    except ValueError as error:
+        assert "other settings" in str(error) and name in str(error)
+        fit_resumes = False
+    assert cli_resumes == fit_resumes
+    assert fit_resumes == (name in {"chunks", "persist", "verbose"})
