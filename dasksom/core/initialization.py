@@ -39,10 +39,7 @@ def initial_weights(
     n_nodes, n_features = lattice.n_nodes, data.shape[1]
     check_init_array(init, lattice, n_features)
     if not isinstance(init, str):
-        weights = np.array(to_host(init), dtype=np.float64)
-        if not np.isfinite(weights).all():
-            raise ValueError("init array contains NaN or inf; pass finite starting weights.")
-        return weights
+        return np.array(to_host(init), dtype=np.float64)
     if init == "random":
         low, high = dask.compute(da.nanmin(data, axis=0), da.nanmax(data, axis=0))
         low, high = to_host(low).astype(np.float64), to_host(high).astype(np.float64)
@@ -66,7 +63,25 @@ def initial_weights(
 
 
 def check_init_array(init: Any, lattice: Lattice, n_features: int) -> None:
-    """An ``init`` array must fit the map and the data (checked before any data is read)."""
+    """An ``init`` array must fit the map and the data, and hold finite numbers.
+
+    Checked before any data is read, so that a bad array costs no pass over the data.
+
+    Parameters
+    ----------
+    init : str or array-like
+        The ``init`` parameter; names (``"random"`` ...) pass unchecked.
+    lattice : Lattice
+        The map the array initialises.
+    n_features : int
+        The data's feature count.
+
+    Raises
+    ------
+    ValueError
+        When the array's shape is not ``(lattice.n_nodes, n_features)``, when it is not numeric,
+        or when it holds NaN or inf (the message names how many and the first node).
+    """
     if isinstance(init, str):
         return
     shape = tuple(np.shape(init))
@@ -75,6 +90,20 @@ def check_init_array(init: Any, lattice: Lattice, n_features: int) -> None:
             f"init array has shape {shape}, but a {lattice.height}x{lattice.width} map on "
             f"{n_features} features needs ({lattice.n_nodes}, {n_features})."
         )
+    values = to_host(init)
+    if values.dtype.kind not in "biuf":
+        raise ValueError(
+            f"init array must hold numbers, not dtype {values.dtype}; convert it, e.g. "
+            "init.astype('float64')."
+        )
+    bad = ~np.isfinite(values)
+    if bad.any():
+        node, feature = np.argwhere(bad)[0]
+        raise ValueError(
+            f"init array holds {int(bad.sum())} NaN or infinite values (the first at node "
+            f"{node}, feature {feature}); pass finite starting weights."
+        )
+
 
 
 def locate_nonfinite(data: da.Array, count: int, nan_policy: str = "raise") -> NonFinite:

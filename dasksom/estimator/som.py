@@ -59,8 +59,14 @@ def check_data(X: Any, chunks: int | str = "auto", n_features: int | None = None
     Returns
     -------
     dask.array.Array of shape (n_samples, n_features)
+        In-memory rows are scattered to the workers of the default ``distributed`` client.
     """
     rows = _in_memory_as_array(X)
+    return _on_workers(rows, _checked_array(rows, chunks, n_features))
+
+
+def _checked_array(rows: Any, chunks: int | str, n_features: int | None) -> da.Array:
+    """``rows`` as a dask array, checked as :func:`check_data` says; nothing is read or moved."""
     data = as_dask_array(rows, chunks=chunks)
     if data.ndim != 2:
         raise ValueError(
@@ -88,6 +94,12 @@ def check_data(X: Any, chunks: int | str = "auto", n_features: int | None = None
             f"X has {found} features, but SOM is expecting {n_features} features as input (the "
             "map was fitted on that many); pass data with the same columns."
         )
+    return data
+
+
+def _on_workers(rows: Any, data: da.Array) -> da.Array:
+    """``data`` with in-memory rows scattered to the workers of the default client, if any,
+    rather than embedded in every graph that uses them."""
     client = engine.distributed_client()
     if client is not None and isinstance(rows, np.ndarray) and rows.ndim == 2:
         return engine.scatter_rows(rows, data, client)
@@ -334,8 +346,16 @@ class SOM:
             _check_map_fits_memory(lattice, n_features)
         return lattice
 
-    def _check_data(self, X: Any, fitted: bool) -> da.Array:
-        data = check_data(X, self.chunks, self.n_features_in_ if fitted else None)
+    def _input(self, X: Any, fitted: bool) -> tuple[Any, da.Array]:
+        """``X`` checked (:func:`check_data`) as ``(in-memory rows or X, dask array)``, before
+        any row is read or moved."""
+        rows = _in_memory_as_array(X)
+        return rows, _checked_array(rows, self.chunks, self.n_features_in_ if fitted else None)
+
+    def _place(self, rows: Any, data: da.Array) -> da.Array:
+        """The checked data where it is computed: scattered to the workers, and on the GPU
+        with ``device="gpu"``."""
+        data = _on_workers(rows, data)
         if self.device == "gpu":
             from dasksom.training.gpu import to_device
 
@@ -352,11 +372,12 @@ class SOM:
         self
         """
         self._validate_params()
-        data = self._check_data(X, fitted=False)
+        rows, data = self._input(X, fitted=False)
         lattice = self._validate_params(n_features=data.shape[1])
         sigmas = radius_schedule(self.height, self.width, self.epochs, self.sigma, self.sigma_decay)
         check_init_array(self.init, lattice, data.shape[1])
         state, fingerprint = self._resumed_state(lattice, sigmas, data, X)
+        data = self._place(rows, data)
         self._warm_up_devices(data, lattice)
         if engine.should_persist(data, self.persist):
             data = data.persist()
@@ -507,11 +528,15 @@ class SOM:
         """Fit the map on ``X`` and return the best-matching unit of every sample."""
         return self.fit(X).predict(X)
 
-    def _map_rows(self, X: Any, per_chunk: Any, width: int | None, dtype: Any) -> Any:
-        """``per_chunk(chunk, weights, metric)`` over the row chunks of ``X``: lazy for dask
-        input, computed to numpy for anything else."""
+    def _map_rows(
+        self, X: Any, per_chunk: Any, width: int | None, dtype_of: Callable[[np.dtype], Any]
+    ) -> Any:
+        """``per_chunk(chunk, weights, metric)`` over the row chunks of ``X``, giving values of
+        type ``dtype_of(data dtype)``: lazy for dask input, computed to numpy for anything
+        else.  ``X`` is checked and moved to the workers once."""
         self._check_fitted()
-        data = self._check_data(X, fitted=True)
+        data = self._place(*self._input(X, fitted=True))
+        dtype = dtype_of(data.dtype)
         shape = {"drop_axis": 1} if width is None else {"chunks": (data.chunks[0], (width,))}
         result = da.map_blocks(
             _per_chunk,
@@ -535,7 +560,7 @@ class SOM:
         array type, CuPy included); anything else (numpy, zarr, a path...) is computed and
         returned as numpy.  :meth:`best_matching_units` always returns numpy.
         """
-        return self._map_rows(X, predict_chunk, None, np.int64)
+        return self._map_rows(X, predict_chunk, None, lambda _: np.int64)
 
     def best_matching_units(self, X: Any) -> np.ndarray:
         """Every sample's best-matching unit as a host numpy array, whatever ``X`` is."""
@@ -552,8 +577,7 @@ class SOM:
         computed chunk by chunk.  Dask in, dask out, as :meth:`predict`.
         """
         self._check_fitted()
-        dtype = compute_dtype(self._check_data(X, fitted=True).dtype)
-        return self._map_rows(X, transform_chunk, self.lattice_.n_nodes, dtype)
+        return self._map_rows(X, transform_chunk, self.lattice_.n_nodes, compute_dtype)
 
     def fit_transform(self, X: Any, y: Any = None) -> Any:
         """Fit the map on ``X`` and return the distances of its samples to every node."""
@@ -572,7 +596,7 @@ class SOM:
         value)
         """
         self._check_fitted()
-        data = self._check_data(X, fitted=True)
+        data = self._place(*self._input(X, fitted=True))
         offsets = engine.chunk_row_offsets(data)
         chunk_task = dask.delayed(evaluate_chunk, pure=True, nout=2)
         weights = dask.delayed(self.weights_)

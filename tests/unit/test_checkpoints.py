@@ -63,6 +63,35 @@ def test_init_array_is_checked_before_the_data_is_read():
         som.fit(unreadable((300, 5)))
 
 
+@pytest.mark.parametrize(
+    ("init", "message"),
+    [
+        (np.full((16, 5), np.nan), "80 NaN or infinite values"),
+        (
+            np.eye(16, 5) / np.eye(16, 5),
+            r"NaN or infinite values \(the first at node 0, feature 1\)",
+        ),
+        (np.full((16, 5), "a"), "must hold numbers"),
+    ],
+)
+def test_a_bad_init_array_is_refused_before_the_data_is_read(init, message):
+    with pytest.raises(ValueError, match=message):
+        SOM(4, 4, init=init).fit(unreadable((300, 5)))
+
+
+def test_an_init_array_is_checked_before_in_memory_rows_go_to_the_workers(
+    client, blobs, monkeypatch
+):
+    from dasksom.training import engine
+
+    def refuse(*args):
+        raise AssertionError("the rows were scattered before the init array was checked")
+
+    monkeypatch.setattr(engine, "scatter_rows", refuse)
+    with pytest.raises(ValueError, match=r"needs \(16, 5\)"):
+        SOM(4, 4, init=np.zeros((16, 3))).fit(blobs)
+
+
 def test_parameters_are_checked_before_the_data_is_read():
     with pytest.raises(ValueError, match="'pbc' parameter"):
         SOM(4, 4, pbc="no").fit(unreadable((300, 5)))

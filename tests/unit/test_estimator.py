@@ -443,3 +443,14 @@ def test_evaluate_gives_quality_hits_and_bmus_from_one_pass(blobs):
     np.testing.assert_array_equal(found["bmus"], som.predict(blobs))
     np.testing.assert_array_equal(found["hit_counts"], np.bincount(found["bmus"], minlength=9))
     assert found["quantization_error"] == pytest.approx(som.quality(blobs)["quantization_error"])
+
+
+def test_transform_checks_and_scatters_its_input_once(client, blobs, monkeypatch):
+    from dasksom.training import engine
+
+    som = SOM(3, 3, epochs=1, random_state=0).fit(blobs)
+    scattered = []
+    real = engine.scatter_rows
+    monkeypatch.setattr(engine, "scatter_rows", lambda *a: scattered.append(1) or real(*a))
+    distances = som.transform(blobs)
+    assert distances.shape == (300, 9) and len(scattered) == 1
