@@ -3,7 +3,9 @@
 Each output is written under a fresh temporary name in its own folder, created exclusively (so
 a name planted there in advance, a symlink for instance, is never followed or overwritten), and
 renamed over the final name once complete.  An interrupted write leaves the old output as it
-was, and no half-written one.
+was, and no half-written one.  The finished output gets the mode the process's umask gives a
+new file or folder (``0o644`` and ``0o755`` under the usual ``022``), not the private mode of a
+temporary one, so that a shared results folder or a web server can read it.
 """
 
 from __future__ import annotations
@@ -16,6 +18,26 @@ from collections.abc import Iterator
 from pathlib import Path
 
 _URL_SCHEMES = ("s3://", "gs://", "gcs://", "abfs://", "az://", "http://", "https://", "hdfs://")
+_PROC_STATUS = Path("/proc/self/status")
+
+
+def current_umask() -> int:
+    """The process's umask, read without changing it where Linux shows it (``/proc``); other
+    systems set and restore it at once."""
+    with contextlib.suppress(OSError):
+        for line in _PROC_STATUS.read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _publish(tmp: Path, target: Path, mode: int) -> None:
+    """Give ``tmp`` the mode the umask gives new files (``mode & ~umask``), then rename it to
+    ``target``."""
+    os.chmod(tmp, mode & ~current_umask())
+    os.replace(tmp, target)
 
 
 def local_path(path: str | os.PathLike, what: str = "output") -> Path:
@@ -48,7 +70,7 @@ def atomic_file(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
-        os.replace(tmp, target)
+        _publish(tmp, target, 0o666)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -73,10 +95,10 @@ def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
                 tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent)
             )
             os.replace(target, old / "store")
-            os.replace(tmp, target)
+            _publish(tmp, target, 0o777)
             shutil.rmtree(old, ignore_errors=True)
             return
-        os.replace(tmp, target)
+        _publish(tmp, target, 0o777)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
