@@ -16,6 +16,7 @@ import dask.array as da
 import numpy as np
 
 from dasksom.backends.arrays import array_module, compute_dtype, to_host
+from dasksom.backends.devices import DEVICES, Device
 from dasksom.core.chunk_tasks import evaluate_chunk, predict_chunk, transform_chunk
 from dasksom.core.initialization import INITS, check_init_array, initial_weights
 from dasksom.core.lattice import TOPOLOGIES, Lattice
@@ -239,7 +240,7 @@ class SOM:
         verbose: bool = False,
         checkpoint: str | os.PathLike | None = None,
         nan_policy: str = "raise",
-        device: str = "cpu",
+        device: Device = "cpu",
         precision: str = "exact",
     ) -> None:
         self.height = height
@@ -289,7 +290,7 @@ class SOM:
         "verbose": [StrictBool()],
         "checkpoint": [NoneValue(), PATH],
         "nan_policy": [Options(NAN_POLICIES)],
-        "device": [Options(("cpu", "gpu"))],
+        "device": [Options(DEVICES)],
         "precision": [Options(PRECISIONS)],
     }
 
