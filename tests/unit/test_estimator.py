@@ -284,18 +284,6 @@ def test_fit_predict_returns_the_bmus_of_the_training_data(blobs):
     np.testing.assert_array_equal(som.fit_predict(blobs), som.predict(blobs))
 
 
-def test_workers_can_import_the_kernels_without_plotting_or_scikit_learn():
-    import subprocess
-    import sys
-
-    code = (
-        "import sys, dasksom.core; "
-        "print(any(m.split('.')[0] in ('matplotlib', 'sklearn') for m in sys.modules))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
-
-
 def test_from_weights_makes_a_fitted_map_of_given_weights(fitted):
     som, data = fitted
     copy = SOM.from_weights(som.weights_, som.lattice_, metric=som.metric)
@@ -415,18 +403,6 @@ def test_quality_measures_refuse_rows_of_nan(blobs):
         som.topographic_error(bad)
     with pytest.raises(ValueError, match="row 7, column 2"):
         som.hit_counts(bad)
-
-
-def test_workers_need_no_scikit_learn():
-    import subprocess
-    import sys
-
-    code = (
-        "import sys, numpy as np, dasksom; "
-        "som = dasksom.SOM(2, 2, epochs=1).fit(np.random.rand(20, 3)); som.predict(np.ones((2, 3)))"
-        "; assert 'sklearn' not in sys.modules, 'sklearn was imported'"
-    )
-    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_evaluate_gives_quality_hits_and_bmus_from_one_pass(blobs):
