@@ -53,9 +53,12 @@ def check_data(X: Any, chunks: int | str = "auto", n_features: int | None = None
 
     Parameters
     ----------
-    X : any source :func:`dasksom.io.as_dask_array` takes
-    chunks : rows per chunk, a size such as "64MiB", or "auto"
-    n_features : the feature count the data must have (that of a fitted map), or None
+    X : array-like, dask array, zarr array, DataFrame, xarray or path
+        Any source :func:`dasksom.io.as_dask_array` takes.
+    chunks : int or str, default="auto"
+        Rows per chunk, a size such as ``"64MiB"``, or ``"auto"``.
+    n_features : int or None, default=None
+        The feature count the data must have (that of a fitted map); None accepts any.
 
     Returns
     -------
@@ -149,55 +152,61 @@ class SOM:
 
     Parameters
     ----------
-    height, width : int
+    height, width : int, default=10
         Map size; the map has ``M = height * width`` nodes, node ``k = r * width + c``.
-    topology : {"hexagonal", "square"}
-    pbc : bool
+    topology : {"hexagonal", "square"}, default="hexagonal"
+        Tiling of the lattice (design.md section 1).
+    pbc : bool, default=False
         Periodic boundaries (a torus).  A hexagonal torus needs an even ``height``.
-    metric : {"euclidean", "cosine", "manhattan"}
+    metric : {"euclidean", "cosine", "manhattan"}, default="euclidean"
         Distance used to find best-matching units.
-    neighborhood : {"gaussian", "bubble", "mexican_hat"}
-    init : {"random", "sample", "pca"} or array of shape (M, n_features)
-    epochs : int
+    neighborhood : {"gaussian", "bubble", "mexican_hat"}, default="gaussian"
+        Neighbourhood function ``h`` of the update (design.md section 2).
+    init : {"random", "sample", "pca"} or array of shape (M, n_features), default="random"
+        Starting weights: uniform within the data's range, distinct sampled rows, the plane
+        of the two leading principal components (computed out of core), or given weights
+        (checked for shape and finite values before any data is read).
+    epochs : int, default=10
         Number of batch epochs.
-    sigma : None, float or (float, float)
+    sigma : None, float or (float, float), default=None
         Neighbourhood radius schedule; see :func:`dasksom.core.schedule.radius_schedule`.
         ``None`` is simpsom's default, from ``max(height, width) / 2`` down.
-    random_state : None, int or numpy Generator
+    random_state : None, int or numpy Generator, default=None
         Seed of the ``random`` and ``sample`` initialisations.
-    sigma_decay : {"exponential", "linear"}
+    sigma_decay : {"exponential", "linear"}, default="exponential"
         Decay between an explicit ``(start, end)`` sigma pair.
-    tol : float or None
+    tol : float or None, default=None
         Stop early once the mean absolute weight change stays below ``tol`` for
         ``n_iter_no_change`` epochs.  ``None`` always runs every epoch.
-    n_iter_no_change : int
-    chunks : int, str or "auto"
+    n_iter_no_change : int, default=3
+        Epochs in a row below ``tol`` before training stops.
+    chunks : int, str or "auto", default="auto"
         Rows per chunk for numpy input (and a new row chunking for dask input when an int), or a
         size such as ``"64MiB"``.
-    persist : "auto" or bool
+    persist : "auto" or bool, default="auto"
         Keep the data in (worker) memory between epochs; ``"auto"`` does so when it fits in half
         of the memory available, and otherwise streams it from its source every epoch.
-    verbose : bool
+    verbose : bool, default=False
         Log one line per epoch at INFO level on the ``dasksom`` logger (and show it).
-    checkpoint : str, path or None
+    checkpoint : str, path or None, default=None
         Write the map to this file (dasksom's ``.npz`` format) after every epoch.  When the file
         already exists, was written with the same settings and for the same data (shape, dtype
         and a hash of sampled rows), ``fit`` resumes from it: a killed job rerun with the same
         command carries on where it stopped and ends with the same map.  A checkpoint written
         for other settings or other data is refused with a message saying what differs.
-    nan_policy : {"raise", "ignore"}
+    nan_policy : {"raise", "ignore"}, default="raise"
         ``"raise"``: NaN or inf in the data is an error that names the count and the first
         place.  ``"ignore"``: NaN marks a missing value; each row's best-matching unit is found
         over its observed features, every metric supported, and the update counts each
         feature over the rows that observe it (``W[k, d] = sum_j h_kj S_jd / sum_j h_kj
         n_jd``).  Rows with no observed value are counted (``history_``, :meth:`quality`) and
         never assigned (:meth:`predict` gives them -1).  inf is an error under both.
-    device : {"cpu", "gpu"}
+    device : {"cpu", "gpu"}, default="cpu"
         ``"gpu"`` moves every chunk to the GPU as a CuPy array
         (:func:`dasksom.training.gpu.to_device`) and the same kernels run there; a clear error
         says what is missing when CuPy or a GPU is not.  Chunks that already are CuPy arrays
         run on the GPU with ``"cpu"`` too.
-    precision : {"exact", "tf32", "bfloat16", "float16"}
+    precision : {"exact", "tf32", "bfloat16", "float16"}, default="exact"
         Rounding of the operands of the BMU search's product during training
         (:mod:`dasksom.core.precision`): ``"exact"`` multiplies in the data's compute type; the
         others round both operands to TF32, bfloat16 or float16 and accumulate in float32,
@@ -364,13 +373,21 @@ class SOM:
         return data
 
     def fit(self, X: Any, y: Any = None) -> SOM:
-        """Train the map on ``X`` (numpy, dask or zarr array, or a path to a zarr array).
+        """Train the map on ``X``.
 
         Settings, an ``init`` array and a checkpoint are all checked before the data is read.
 
+        Parameters
+        ----------
+        X : array-like, dask array, zarr array, DataFrame, xarray or path
+            Samples in rows; anything :func:`dasksom.io.as_dask_array` reads.
+        y : None, default=None
+            Ignored; present for scikit-learn's API.
+
         Returns
         -------
-        self
+        SOM
+            ``self``, fitted.
         """
         self._validate_params()
         rows, data = self._input(X, fitted=False)
@@ -555,11 +572,20 @@ class SOM:
             return to_host(result.compute())
 
     def predict(self, X: Any) -> Any:
-        """Index of every sample's best-matching unit, int64 of shape ``(n_samples,)``.
+        """Index of every sample's best-matching unit.
 
-        Dask in, dask out: a dask array gives a lazy dask array (with the input's chunks and
-        array type, CuPy included); anything else (numpy, zarr, a path...) is computed and
-        returned as numpy.  :meth:`best_matching_units` always returns numpy.
+        Parameters
+        ----------
+        X : array-like, dask array, zarr array, DataFrame, xarray or path
+            Samples in rows; anything :func:`dasksom.io.as_dask_array` reads.
+
+        Returns
+        -------
+        dask or numpy array of int64, shape (n_samples,)
+            Dask in, dask out: a dask array gives a lazy dask array (with the input's chunks
+            and array type, CuPy included); anything else (numpy, zarr, a path...) is computed
+            and returned as numpy.  :meth:`best_matching_units` always returns numpy.  -1 for a
+            sample with no observed value (``nan_policy="ignore"``).
         """
         return self._map_rows(X, predict_chunk, None, lambda _: np.int64)
 
@@ -572,10 +598,18 @@ class SOM:
         return to_host(labels)
 
     def transform(self, X: Any) -> Any:
-        """Distance of every sample to every node, shape ``(n_samples, M)``, as ``KMeans``.
+        """Distance of every sample to every node, as ``KMeans.transform``.
 
-        Distances are in the map's metric (euclidean, 1 - cosine similarity, or manhattan),
-        computed chunk by chunk.  Dask in, dask out, as :meth:`predict`.
+        Parameters
+        ----------
+        X : array-like, dask array, zarr array, DataFrame, xarray or path
+            Samples in rows; anything :func:`dasksom.io.as_dask_array` reads.
+
+        Returns
+        -------
+        dask or numpy array of shape (n_samples, M)
+            Distances in the map's metric (euclidean, 1 - cosine similarity, or manhattan),
+            computed chunk by chunk.  Dask in, dask out, as :meth:`predict`.
         """
         self._check_fitted()
         return self._map_rows(X, transform_chunk, self.lattice_.n_nodes, compute_dtype)
@@ -590,11 +624,19 @@ class SOM:
         Per-chunk totals are added by a tree reduction, so nothing that grows with the rows
         reaches the client unless ``keep_bmus`` asks for the BMUs.
 
+        Parameters
+        ----------
+        X : array-like, dask array, zarr array, DataFrame, xarray or path
+            Samples in rows; anything :func:`dasksom.io.as_dask_array` reads.
+        keep_bmus : bool, default=False
+            Also bring back every sample's best-matching unit.
+
         Returns
         -------
-        dict with the keys of :meth:`quality`, ``hit_counts`` (int64, shape ``(M,)``) and, with
-        ``keep_bmus``, ``bmus`` (host int64, one per sample; -1 for a sample with no observed
-        value)
+        dict
+            The keys of :meth:`quality`, ``hit_counts`` (int64, shape ``(M,)``) and, with
+            ``keep_bmus``, ``bmus`` (host int64, one per sample; -1 for a sample with no
+            observed value).
         """
         self._check_fitted()
         data = self._place(*self._input(X, fitted=True))
@@ -620,13 +662,19 @@ class SOM:
     def quality(self, X: Any) -> dict:
         """Quantization and topographic error of ``X`` in one pass over the data.
 
+        Parameters
+        ----------
+        X : array-like, dask array, zarr array, DataFrame, xarray or path
+            Samples in rows; anything :func:`dasksom.io.as_dask_array` reads.
+
         Returns
         -------
-        dict with ``quantization_error`` (mean Euclidean distance from each sample to its
-        best-matching unit's weights), ``topographic_error`` (share of samples whose best and
-        second-best units are not lattice neighbours) and ``n_samples`` (samples assigned a
-        unit); with ``nan_policy="ignore"`` also ``rows_without_values``, and distances over
-        each sample's observed features
+        dict
+            ``quantization_error`` (mean Euclidean distance from each sample to its
+            best-matching unit's weights), ``topographic_error`` (share of samples whose best
+            and second-best units are not lattice neighbours) and ``n_samples`` (samples
+            assigned a unit); with ``nan_policy="ignore"`` also ``rows_without_values``, and
+            distances over each sample's observed features.
         """
         result = self.evaluate(X)
         del result["hit_counts"]
@@ -651,7 +699,11 @@ class SOM:
     def save(self, path: str | os.PathLike) -> None:
         """Write the map to exactly ``path`` (an ``.npz`` archive; no pickle), atomically.
 
-        See :func:`dasksom.load`.
+        Parameters
+        ----------
+        path : str or path
+            A local or mounted path; URLs are refused.  Read it back with
+            :func:`dasksom.load`.
         """
         self._check_fitted()
         write_map(
