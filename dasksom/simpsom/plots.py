@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
@@ -27,6 +26,7 @@ from dasksom.plotting import (
     draw_tiles,
     save_and_show,
 )
+from dasksom.plotting.base import pyplot
 
 __all__ = ["plot_map", "line_plot", "scatter_on_map", "Squares", "Hexagons"]
 
@@ -53,11 +53,11 @@ def plot_map(
         plain map without a colorbar.
     polygons_class : Squares or Hexagons
         The tiling (class or instance), as simpsom's ``SOMNet.polygons``.
-    show : bool
+    show : bool, default=True
         Call ``plt.show()``.
-    print_out : bool
+    print_out : bool, default=False
         Save the figure to ``file_name``.
-    file_name : str
+    file_name : str, default="./som_plot.png"
         Path of the saved figure; ``.png`` is added without a known extension.
     **kwargs
         ``figsize`` (default (5, 5)), ``title`` ("SOM"), ``cbar_label`` ("Feature value"),
@@ -68,7 +68,7 @@ def plot_map(
     fig, ax
     """
     fontsize = kwargs.get("fontsize", _FONTSIZE)
-    fig, ax = plt.subplots(figsize=kwargs.get("figsize", (5, 5)))
+    fig, ax = pyplot().subplots(figsize=kwargs.get("figsize", (5, 5)))
     mappable = draw_tiles(centers, feature, polygons_class, ax=ax, cmap=kwargs.get("cmap"))
     ax.set_title(kwargs.get("title", "SOM"), size=fontsize * 1.15)
     if mappable is not None:
@@ -91,10 +91,14 @@ def line_plot(
     ----------
     y_val : array-like
         Values along the y axis.
-    x_val : array-like, optional
-        Values along the x axis; ``0, 1, 2 ...`` when None.
-    show, print_out, file_name
-        As :func:`plot_map` (default file ``./line_plot.png``).
+    x_val : array-like, default=None
+        Values along the x axis; None: ``0, 1, 2 ...``.
+    show : bool, default=True
+        Call ``plt.show()``.
+    print_out : bool, default=False
+        Save the figure to ``file_name``.
+    file_name : str, default="./line_plot.png"
+        Path of the saved figure; ``.png`` is added without a known extension.
     **kwargs
         ``figsize`` (default (5, 5)), ``title`` ("Line plot"), ``xlabel`` ("x"), ``ylabel``
         ("y"), ``logx``, ``logy`` (False), ``fontsize`` (12).
@@ -104,7 +108,7 @@ def line_plot(
     fig, ax
     """
     y_val = np.asarray(y_val, dtype=float)
-    fig, ax = plt.subplots(figsize=kwargs.get("figsize", (5, 5)))
+    fig, ax = pyplot().subplots(figsize=kwargs.get("figsize", (5, 5)))
     draw_line(
         ax,
         np.arange(len(y_val)) if x_val is None else x_val,
@@ -143,10 +147,15 @@ def scatter_on_map(
     centers : array-like of shape (M, 2)
         Node positions.
     polygons_class : Squares or Hexagons
-    color_val : array-like of shape (M,), optional
-        Colour the tiles by this value (with a colorbar); plain tiles when None.
-    show, print_out, file_name
-        As :func:`plot_map` (default file ``./som_scatter.png``).
+        The tiling (class or instance), as simpsom's ``SOMNet.polygons``.
+    color_val : array-like of shape (M,), default=None
+        Colour the tiles by this value (with a colorbar); None: plain tiles.
+    show : bool, default=True
+        Call ``plt.show()``.
+    print_out : bool, default=False
+        Save the figure to ``file_name``.
+    file_name : str, default="./som_scatter.png"
+        Path of the saved figure; ``.png`` is added without a known extension.
     **kwargs
         As :func:`plot_map`, title "Projection onto SOM"; ``cmap`` gives the groups' colours.
 

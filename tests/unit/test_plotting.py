@@ -1,21 +1,23 @@
 """Plots of a trained map (dasksom.plotting) and simpsom's plots module (dasksom.simpsom.plots)."""
 
+import sys
 import time
 from types import SimpleNamespace
 
 import dask.array as da
 import matplotlib
-
-matplotlib.use("Agg")
-
-import matplotlib.image as mpimg  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
+import matplotlib.image as mpimg
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
 
 from dasksom import SOM, Lattice
 from dasksom import plotting as P
+from dasksom.plotting import base
 from dasksom.simpsom import plots
+
+# Importing pyplot chooses no backend yet: the first figure would.
+matplotlib.use("Agg")
 
 CONFIGS = {
     "hexagonal": ("hexagonal", False),
@@ -375,6 +377,57 @@ def test_convergence_draws_the_qe_of_the_initial_map_at_zero():
     np.testing.assert_array_equal(ax.lines[0].get_ydata(), [3.0, 2.0, 1.5])
     assert ax.get_xlabel() == "epochs completed"
     assert "initial map" in ax.get_legend().get_texts()[0].get_text()
+
+
+def test_convergence_draws_the_final_maps_qe_as_the_last_point(hex_som, data):
+    history = [{"quantization_error": qe, "sigma": 1.0} for qe in (3.0, 2.0, 1.5)]
+    fig, ax = P.plot_convergence(history)
+    assert len(ax.lines) == 1  # the final map's QE is on no record: not drawn unless given
+    fig, ax = P.plot_convergence(history, final_quantization_error=1.2)
+    before_update, final = ax.lines
+    np.testing.assert_array_equal(before_update.get_xdata(), [0, 1, 2])
+    # The trained map, after all 3 epochs: dashed on from the map the last epoch started from.
+    np.testing.assert_array_equal(final.get_xdata(), [2, 3])
+    np.testing.assert_array_equal(final.get_ydata(), [1.5, 1.2])
+    assert final.get_linestyle() == "--" and final.get_marker() == "*"
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == [
+        "map before epoch x+1's update (0: initial map)",
+        "final map (after 3 epochs)",
+    ]
+    assert ax.get_xlabel() == "epochs completed"
+    with pytest.raises(ValueError, match="final_quantization_error"):
+        P.plot_convergence(history, "sigma", final_quantization_error=1.2)
+    # A fitted map: its history and its QE on the data, measured after the last epoch.
+    qe = hex_som.quantization_error(data[0])
+    fig, ax = P.plot_convergence(hex_som, final_quantization_error=qe)
+    assert ax.lines[1].get_xdata()[-1] == len(hex_som.history_) == 4
+    assert ax.lines[1].get_ydata()[-1] == pytest.approx(qe)
+    assert qe < hex_som.history_[0]["quantization_error"]
+
+
+def test_pyplot_chooses_agg_on_a_headless_linux_box_only(monkeypatch):
+    with monkeypatch.context() as m:
+        for name in ("DISPLAY", "WAYLAND_DISPLAY", "MPLBACKEND"):
+            m.delenv(name, raising=False)
+        m.setattr(sys, "platform", "linux")
+        # Only the check runs while pyplot is out of sys.modules: nothing imports it afresh.
+        m.delitem(sys.modules, "matplotlib.pyplot")
+        assert base._headless_without_backend()
+        m.setenv("WAYLAND_DISPLAY", "wayland-0")
+        assert not base._headless_without_backend()
+        m.delenv("WAYLAND_DISPLAY")
+        m.setenv("MPLBACKEND", "pdf")
+        assert not base._headless_without_backend()
+        m.delenv("MPLBACKEND")
+        m.setattr(sys, "platform", "darwin")
+        assert not base._headless_without_backend()
+    assert not base._headless_without_backend()  # pyplot is imported: the user's choice stands
+    chosen = []
+    monkeypatch.setattr(base, "_headless_without_backend", lambda: True)
+    monkeypatch.setattr(matplotlib, "use", chosen.append)
+    assert base.pyplot.__wrapped__() is plt
+    assert chosen == ["Agg"]
 
 
 def test_default_file_names_and_extension(hex_som, tmp_path, monkeypatch):
