@@ -11,15 +11,11 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from dasksom.cli.config import UsageError
+from dasksom.cli.config import RunError, UsageError, whole_number
 
 # How long a scheduler file that exists may stay unreadable: the scheduler writes it in one go,
 # so this only covers catching it half-written.
 _HALF_WRITTEN_GRACE_S = 1.0
-
-
-class RunError(RuntimeError):
-    """An expected failure at run time (unreachable scheduler, timeout): exit status 1."""
 
 
 class LocalWorkers(argparse.Action):
@@ -44,12 +40,20 @@ def _seconds(text: str) -> float:
 
 
 def add_cluster_options(parser: argparse.ArgumentParser, workers: int) -> None:
-    """The options that say where to compute: a local cluster or a running scheduler."""
+    """Add the options that say where to compute: a local cluster or a running scheduler.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        A subcommand's parser.
+    workers : int
+        The default of ``--workers`` (0: the local threaded scheduler).
+    """
     group = parser.add_argument_group("cluster")
     where = group.add_mutually_exclusive_group()
     where.add_argument(
         "--workers",
-        type=int,
+        type=whole_number(0, "workers"),
         default=workers,
         action=LocalWorkers,
         help="start a local cluster of this many worker processes on 127.0.0.1 "
@@ -57,7 +61,7 @@ def add_cluster_options(parser: argparse.ArgumentParser, workers: int) -> None:
     )
     where.add_argument(
         "--gpus",
-        type=int,
+        type=whole_number(1, "gpus"),
         metavar="N",
         help="start a dask-cuda LocalCUDACluster of one worker per GPU (the first N of "
         "CUDA_VISIBLE_DEVICES) and train on the GPUs",
@@ -87,7 +91,26 @@ def add_cluster_options(parser: argparse.ArgumentParser, workers: int) -> None:
 
 
 def security(args: argparse.Namespace) -> Any:
-    """A TLS ``Security`` from the options, or None to use the dask config's settings."""
+    """The TLS settings the options ask for.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed command line, with the cluster options.
+
+    Returns
+    -------
+    distributed.security.Security or None
+        A ``Security`` that requires encryption, or None (no TLS option: the dask config's
+        settings apply).
+
+    Raises
+    ------
+    UsageError
+        TLS options without a CA file and certificate, or without a running scheduler.
+    RunError
+        A TLS file that does not exist.
+    """
     if not (args.tls_ca_file or args.tls_cert or args.tls_key):
         return None
     if not (args.tls_ca_file and args.tls_cert):
@@ -114,7 +137,25 @@ def security(args: argparse.Namespace) -> Any:
 
 
 def read_scheduler_file(path: str, timeout: float) -> str:
-    """The address in a scheduler file, waiting up to ``timeout`` seconds for it to appear."""
+    """The address in a scheduler file, waiting for the file to appear.
+
+    Parameters
+    ----------
+    path : str
+        The file ``dask scheduler --scheduler-file`` writes.
+    timeout : float
+        Seconds to wait for it to appear.
+
+    Returns
+    -------
+    str
+        The scheduler's address, e.g. ``tls://head:8786``.
+
+    Raises
+    ------
+    RunError
+        The file did not appear in time, or is not a scheduler file.
+    """
     deadline = time.monotonic() + timeout
     while not os.path.exists(path):
         if time.monotonic() > deadline:
@@ -143,7 +184,26 @@ def read_scheduler_file(path: str, timeout: float) -> str:
 
 
 def connect(address: str, security: Any, timeout: float) -> Any:
-    """A ``distributed.Client`` of the scheduler at ``address``, or a one-line ``RunError``."""
+    """A client of the scheduler at ``address``.
+
+    Parameters
+    ----------
+    address : str
+        The scheduler's address.
+    security : distributed.security.Security or None
+        TLS settings (see :func:`security`).
+    timeout : float
+        Seconds to wait for the scheduler to answer.
+
+    Returns
+    -------
+    distributed.Client
+
+    Raises
+    ------
+    RunError
+        In one line saying what to check: TLS refused or missing, timeout, unreachable.
+    """
     from distributed import Client
 
     try:
@@ -172,7 +232,18 @@ def connect(address: str, security: Any, timeout: float) -> Any:
 
 @contextlib.contextmanager
 def dask_cluster(args: argparse.Namespace) -> Iterator[str]:
-    """Connect to (or start) the cluster the options ask for; yields its description."""
+    """Connect to (or start) the cluster the options ask for, for the block's duration.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed command line, with the cluster options.
+
+    Yields
+    ------
+    str
+        The cluster in words, e.g. "a local cluster of 2 worker processes (...)".
+    """
     tls = security(args)
     if args.scheduler_address or args.scheduler_file:
         address = args.scheduler_address or read_scheduler_file(

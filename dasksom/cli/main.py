@@ -15,17 +15,27 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
 from dasksom import __version__
 from dasksom.backends.cuda import GPUUnavailableError
-from dasksom.cli.cluster import RunError, add_cluster_options, dask_cluster
-from dasksom.cli.config import UsageError, effective_settings, output_path, read_config
+from dasksom.cli.cluster import add_cluster_options, dask_cluster
+from dasksom.cli.config import (
+    RunError,
+    UsageError,
+    check_writable,
+    effective_settings,
+    output_path,
+    read_config,
+    whole_number,
+)
 from dasksom.cli.maps import (
+    CSV_HEADERS,
     PLOT_KINDS,
     draw,
+    open_data,
     parse_chunks,
     read_labels,
     run_info,
@@ -41,24 +51,44 @@ from dasksom.core.missing import NAN_POLICIES
 from dasksom.core.neighborhood import NEIGHBORHOODS
 from dasksom.core.precision import PRECISIONS
 from dasksom.estimator.som import SOM
+from dasksom.io import SUPPORTED_EXTENSIONS
 from dasksom.io.atomic import write_text
 from dasksom.io.map_file import existing_map, read_map
 from dasksom.io.storage import STORAGE_DTYPES
 
 EXIT_CODES = """exit codes:
   0  success, or nothing to do (the run had already finished)
-  1  data or runtime error, in one line on stderr: bad or missing data, unreachable
-     scheduler, timeout, TLS refused, corrupt map or checkpoint
-  2  usage error: bad flags or config file"""
+  1  data or runtime error, in one line on stderr: bad or missing data, an output that
+     cannot be written, unreachable scheduler, timeout, TLS refused, corrupt map or
+     checkpoint
+  2  usage error: bad flags or values (e.g. --epochs 0), or a bad config file"""
+
+
+DATA_HELP = (
+    "a file, store or folder by path or URL, read by its extension ("
+    + ", ".join(SUPPORTED_EXTENSIONS)
+    + "), or a folder of zarr metadata or Parquet files; name an array inside a container "
+    "with ::name, e.g. data.h5::images"
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    """A usage error is one line on stderr, exit status 2, rather than the whole usage."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Every option's default in ``--help``, and the epilog's layout kept."""
+    """Every optional option's default in ``--help``, and the epilog's layout kept."""
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
-        # Options whose help already says their default (in words) keep it.
-        if "(default" in (action.help or ""):
+        # Options whose help already says their default (in words) keep it; a required
+        # option and an argument have none to show.
+        if action.required or not action.option_strings or "(default" in (action.help or ""):
             return action.help
+        if action.default is None and action.option_strings:
+            return f"{action.help} (default: none)"
         return super()._get_help_string(action)
 
 
@@ -66,18 +96,32 @@ def _map_size(text: str) -> tuple[int, int]:
     try:
         height, width = (int(part) for part in text.lower().split("x"))
     except ValueError:
+        height = width = 0
+    if height < 1 or width < 1:
         raise argparse.ArgumentTypeError(
-            f"map size must look like HEIGHTxWIDTH, e.g. 20x30, got {text!r}"
-        ) from None
+            f"a size must look like HEIGHTxWIDTH with both at least 1, e.g. 20x30, got {text!r}"
+        )
     return height, width
 
 
 def _features(text: str) -> list[int | str]:
-    """``--features 0,3,7``: indices (or names) of features."""
+    """``--features 0,3,7`` or ``--columns x,y``: indices (or names), comma-separated."""
     parts = [part.strip() for part in text.split(",") if part.strip()]
     if not parts:
-        raise argparse.ArgumentTypeError("give feature indices separated by commas, e.g. 0,3,7")
+        raise argparse.ArgumentTypeError(
+            "give names or indices separated by commas, e.g. 0,3,7 or x,y"
+        )
     return [int(part) if part.lstrip("-").isdigit() else part for part in parts]
+
+
+def _delimiter(text: str) -> str:
+    """``--delimiter``: one character; ``tab`` or ``\\t`` for a tab."""
+    value = "\t" if text in ("tab", "\\t") else text
+    if len(value) != 1 or value in '\r\n"':
+        raise argparse.ArgumentTypeError(
+            f"a delimiter is one character other than a quote, e.g. ';' or tab, got {text!r}"
+        )
+    return value
 
 
 def _add_training_options(parser: argparse.ArgumentParser, size: str, epochs: int) -> None:
@@ -95,8 +139,12 @@ def _add_training_options(parser: argparse.ArgumentParser, size: str, epochs: in
         "--neighborhood", choices=tuple(NEIGHBORHOODS), default="gaussian", help="kernel"
     )
     group.add_argument("--init", choices=INITS, default="pca", help="initial weights")
-    group.add_argument("--epochs", type=int, default=epochs, help="batch epochs")
-    group.add_argument("--seed", type=int, default=0, help="random seed")
+    group.add_argument(
+        "--epochs", type=whole_number(1, "epochs"), default=epochs, help="batch epochs (at least 1)"
+    )
+    group.add_argument(
+        "--seed", type=whole_number(0, "seed"), default=0, help="random seed (0 or more)"
+    )
     group.add_argument(
         "--device",
         choices=("cpu", "gpu"),
@@ -142,11 +190,54 @@ def _add_config_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_reading_options(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+    group = parser.add_argument_group("the data")
+    group.add_argument(
+        "--chunks",
+        type=parse_chunks,
+        default="auto",
+        help="rows per chunk (at least 1), a size such as 128MiB, or auto",
+    )
+    group.add_argument(
+        "--columns",
+        type=_features,
+        metavar="COLS",
+        help="the columns of a CSV or Parquet table to use, comma-separated, by name (x,y,z) "
+        "or by position from 0 (0,2,5); they must hold numbers (default: every column)",
+    )
+    group.add_argument(
+        "--csv-header",
+        choices=tuple(CSV_HEADERS),
+        default="auto",
+        help="whether a CSV file's first line names the columns; auto: yes unless every "
+        "field of that line is a number",
+    )
+    group.add_argument(
+        "--delimiter",
+        type=_delimiter,
+        default=",",
+        metavar="CHAR",
+        help="the character between a CSV file's fields, e.g. ';', or tab (or \\t) for a tab "
+        "(default: ',')",
+    )
+    return group
+
+
 def _add_data_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--chunks", default="auto", help="rows per chunk, or a size such as 128MiB")
-    parser.add_argument("--labels", help="labels, one per row (for label maps and accuracy)")
-    parser.add_argument(
-        "--image-shape", type=_map_size, metavar="HxW", help="draw node weights as images"
+    group = _add_reading_options(parser)
+    group.add_argument(
+        "--labels",
+        metavar="FILE",
+        help="a file of labels, one per row of the data, for the labels and projection "
+        "pictures and the majority-label accuracy: a 1-D array (.npy, .npz, .zarr, .h5; "
+        "numbers or text) or a table of one column of numbers (.csv, .parquet) "
+        "(default: no labels)",
+    )
+    group.add_argument(
+        "--image-shape",
+        type=_map_size,
+        metavar="HxW",
+        help="draw node weights as images of this shape (default: no weights picture)",
     )
 
 
@@ -157,8 +248,14 @@ def _command(commands: Any, name: str, help: str) -> argparse.ArgumentParser:
 
 
 def build_parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
-    """The ``dasksom`` parser and its subcommands' parsers, by name."""
-    parser = argparse.ArgumentParser(
+    """The ``dasksom`` parser and its subcommands' parsers.
+
+    Returns
+    -------
+    tuple
+        ``(parser, {command name: subcommand parser})``.
+    """
+    parser = _Parser(
         prog="dasksom",
         description="Distributed, out-of-core batch Self-Organizing Maps on Dask.",
         epilog=EXIT_CODES,
@@ -182,17 +279,14 @@ def build_parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argumen
     _add_plot_arguments(plot)
     plot.set_defaults(run=run_plot)
     info = _command(commands, "info", "show a saved map's settings, lattice and history")
-    info.add_argument("map", help="a map (map.npz) or a checkpoint")
+    info.add_argument("map", metavar="MAP", help="a map (map.npz) or a checkpoint")
     info.add_argument("--json", action="store_true", help="print JSON")
     info.set_defaults(run=run_info)
-    return parser, commands.choices
+    return parser, dict(commands.choices)
 
 
 def _add_train_arguments(train: argparse.ArgumentParser) -> None:
-    train.add_argument(
-        "data",
-        help="path or URL; name an array inside a container with ::name, e.g. data.h5::images",
-    )
+    train.add_argument("data", metavar="DATA", help=DATA_HELP)
     _add_data_options(train)
     train.add_argument(
         "--persist",
@@ -210,6 +304,7 @@ def _add_train_arguments(train: argparse.ArgumentParser) -> None:
     )
     train.add_argument(
         "--checkpoint",
+        metavar="FILE",
         help="checkpoint file; rerunning the same command resumes from it "
         "(default: OUTPUT/checkpoint.npz)",
     )
@@ -228,8 +323,8 @@ def _add_train_arguments(train: argparse.ArgumentParser) -> None:
 
 
 def _add_predict_arguments(predict: argparse.ArgumentParser) -> None:
-    predict.add_argument("map", help="a saved map (map.npz)")
-    predict.add_argument("data", help="path or URL of the rows, as for train")
+    predict.add_argument("map", metavar="MAP", help="a saved map (map.npz)")
+    predict.add_argument("data", metavar="DATA", help=DATA_HELP)
     predict.add_argument(
         "--output", required=True, help="where to write: a .zarr store or a .npy file"
     )
@@ -238,16 +333,19 @@ def _add_predict_arguments(predict: argparse.ArgumentParser) -> None:
         action="store_true",
         help="write each row's lattice position (x, y) instead of its node index",
     )
-    predict.add_argument(
-        "--chunks", default="auto", help="rows per chunk, or a size such as 128MiB"
-    )
+    _add_reading_options(predict)
     add_cluster_options(predict, workers=0)
     _add_config_option(predict)
 
 
 def _add_plot_arguments(plot: argparse.ArgumentParser) -> None:
-    plot.add_argument("map", help="a saved map (map.npz)")
-    plot.add_argument("data", nargs="?", help="the rows, for hits, labels and projection")
+    plot.add_argument("map", metavar="MAP", help="a saved map (map.npz)")
+    plot.add_argument(
+        "data",
+        nargs="?",
+        metavar="DATA",
+        help="the rows (optional; hits, labels and projection need them): " + DATA_HELP,
+    )
     plot.add_argument("--kind", choices=tuple(PLOT_KINDS), default="umatrix", help="picture")
     plot.add_argument("--output", required=True, help="the picture file, e.g. umatrix.png")
     plot.add_argument(
@@ -259,14 +357,31 @@ def _add_plot_arguments(plot: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``dasksom`` argument parser."""
+    """The ``dasksom`` argument parser.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+    """
     return build_parsers()[0]
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Parse the command line, with the values of ``--config FILE`` as defaults.
 
-    A bad flag or config file exits with status 2 (argparse's usage error).
+    Parameters
+    ----------
+    argv : sequence of str, default=None
+        The arguments after ``dasksom``; None reads ``sys.argv``.
+
+    Returns
+    -------
+    argparse.Namespace
+
+    Raises
+    ------
+    SystemExit
+        With status 2 (argparse's usage error) for a bad flag, value or config file.
     """
     parser, commands = build_parsers()
     args = parser.parse_args(argv)
@@ -281,8 +396,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def _estimator(args: argparse.Namespace, **extra: Any) -> SOM:
+    """The map the options ask for, its settings checked: a bad combination (such as
+    ``--precision bfloat16 --metric manhattan``) is a usage error before anything starts."""
     height, width = args.size
-    return SOM(
+    som = SOM(
         height,
         width,
         topology=args.topology,
@@ -299,6 +416,11 @@ def _estimator(args: argparse.Namespace, **extra: Any) -> SOM:
         verbose=False,
         **extra,
     )
+    try:
+        som._validate_params()
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    return som
 
 
 def _pictures(labels: np.ndarray | None, image_shape: Sequence[int] | None) -> dict[str, str]:
@@ -326,14 +448,59 @@ def write_results(
     features: Sequence[int | str] | None = None,
     settings: dict | None = None,
 ) -> dict:
-    """Save the map, a JSON summary and the pictures into ``output``; returns the summary.
+    """Save the map, a JSON summary and the pictures into ``output``, reading the data once
+    (quality, hit counts and with labels every row's best-matching unit: one pass).
 
-    The data is read once: quality, hit counts and (with labels) every row's best-matching
-    unit come from one pass, shared by every picture.
+    Parameters
+    ----------
+    som : SOM
+        The fitted map.
+    data : dask array or array-like
+        The rows it was trained on.
+    output : pathlib.Path
+        The folder, created when missing.
+    labels : ndarray, default=None
+        One label per row: adds the labels and projection pictures and the accuracy.
+    image_shape : sequence of int, default=None
+        The shape of a row as an image: adds the weights picture.
+    plots : bool, default=True
+        Draw the pictures.
+    features : sequence of int or str, default=None
+        The component planes to draw; None: those whose weights vary most.
+    settings : dict, default=None
+        The options of the run, stored under ``"settings"``.
+
+    Returns
+    -------
+    dict
+        The summary, as written to ``summary.json``.
     """
     output.mkdir(parents=True, exist_ok=True)
     som.save(output / "map.npz")
     evaluation = som.evaluate(data, keep_bmus=labels is not None)
+    summary = _summary(som, evaluation, output, labels)
+    if plots:
+        pictures = _pictures(labels, image_shape)
+        for name, kind in pictures.items():
+            draw(
+                kind,
+                som,
+                output / name,
+                data=data,
+                labels=labels,
+                bmus=evaluation.get("bmus"),
+                counts=evaluation["hit_counts"],
+                image_shape=image_shape,
+                features=features,
+            )
+        summary["plots"] = [str(output / name) for name in pictures]
+    summary["settings"] = settings or {}
+    write_text(output / "summary.json", json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def _summary(som: SOM, evaluation: dict, output: Path, labels: np.ndarray | None) -> dict:
+    """The summary of a fitted map from its evaluation pass (the final map's errors)."""
     summary: dict[str, Any] = {
         "map": str(output / "map.npz"),
         "size": [som.height, som.width],
@@ -352,28 +519,40 @@ def write_results(
         summary["majority_label_accuracy"] = majority_label_accuracy(
             bmus, labels, som.lattice_.n_nodes
         )
-    if plots:
-        pictures = _pictures(labels, image_shape)
-        for name, kind in pictures.items():
-            draw(
-                kind,
-                som,
-                output / name,
-                data=data,
-                labels=labels,
-                bmus=bmus,
-                counts=evaluation["hit_counts"],
-                image_shape=image_shape,
-                features=features,
-            )
-        summary["plots"] = [str(output / name) for name in pictures]
-    summary["settings"] = settings or {}
-    write_text(output / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary
 
 
+def _outputs(args: argparse.Namespace) -> tuple[Path, Path | None]:
+    """``(output folder, JSON log or None)`` of the options, each checked to be writable
+    before any work starts (and nothing created)."""
+    output = output_path(args.output, "output")
+    check_writable(output, "output folder", "--output", folder=True)
+    log_json = output_path(args.log_json, "JSON log") if args.log_json else None
+    if log_json is not None:
+        check_writable(log_json, "JSON log", "--log-json")
+    return output, log_json
+
+
+def _checkpoint_file(args: argparse.Namespace, output: Path) -> Path:
+    """``--checkpoint`` (by default ``OUTPUT/checkpoint.npz``), checked to be writable."""
+    checkpoint = output_path(args.checkpoint or output / "checkpoint.npz", "checkpoint")
+    check_writable(checkpoint, "checkpoint", "--checkpoint")
+    return checkpoint
+
+
 def run_demo(args: argparse.Namespace) -> int:
-    """``dasksom demo``: the digits map, its summary and pictures."""
+    """``dasksom demo``: the digits map, its summary and pictures.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed ``dasksom demo`` command line.
+
+    Returns
+    -------
+    int
+        The exit status, 0.
+    """
     try:
         from sklearn.datasets import load_digits
     except ImportError:
@@ -382,8 +561,8 @@ def run_demo(args: argparse.Namespace) -> int:
             "pip install 'dasksom[sklearn]'"
         ) from None
 
-    output = output_path(args.output, "output")
-    log_json = output_path(args.log_json, "JSON log") if args.log_json else None
+    som = _estimator(args, chunks=200)
+    output, log_json = _outputs(args)
     digits = load_digits()
     data = digits.data / 16.0
     with dask_cluster(args) as where:
@@ -393,7 +572,7 @@ def run_demo(args: argparse.Namespace) -> int:
             flush=True,
         )
         with progress(log_json):
-            som = _estimator(args, chunks=200).fit(data)
+            som.fit(data)
         summary = write_results(
             som,
             data,
@@ -408,9 +587,11 @@ def run_demo(args: argparse.Namespace) -> int:
 
 
 def _report(summary: dict, output: Path) -> None:
+    """The closing lines: the final map's errors (after the last epoch's update, so below the
+    last epoch line's QE, which is of the map before it) and where the results are."""
     line = (
-        f"quantization error {summary['quantization_error']:.4f}, topographic error "
-        f"{summary['topographic_error']:.4f}"
+        f"final map: quantization error {summary['quantization_error']:.4f}, topographic "
+        f"error {summary['topographic_error']:.4f}"
     )
     if "majority_label_accuracy" in summary:
         line += f", majority-label accuracy {summary['majority_label_accuracy']:.3f}"
@@ -456,50 +637,68 @@ def _fit(som: SOM, data: Any, checkpoint: Path) -> SOM:
         raise RunError(f"{exc} Rerun with --force to delete it and train afresh.") from None
 
 
-def run_train(args: argparse.Namespace) -> int:
-    """``dasksom train``: train (or resume, or find the run finished) and write the results."""
-    from dasksom.io.sources import as_dask_array
+def _train_data(args: argparse.Namespace) -> tuple[Any, np.ndarray | None]:
+    """The rows (held in ``--storage-dtype``) and their labels (``--labels``), or None."""
     from dasksom.io.storage import as_storage_dtype
+
+    data = open_data(args)
+    if args.storage_dtype is not None:
+        data = as_storage_dtype(data, args.storage_dtype)
+    labels = read_labels(args.labels, data.shape[0]) if args.labels else None
+    return data, labels
+
+
+def _persisted(data: Any, choice: str) -> Any:
+    """The data kept in worker memory where ``--persist`` asks it (auto: when it fits)."""
     from dasksom.training.engine import should_persist
 
-    output = output_path(args.output, "output")
-    checkpoint = output_path(args.checkpoint or output / "checkpoint.npz", "checkpoint")
-    log_json = output_path(args.log_json, "JSON log") if args.log_json else None
-    chunks = parse_chunks(args.chunks)
-    som = _estimator(args, chunks=chunks, persist=False, checkpoint=checkpoint)
+    choices: dict[str, bool | str] = {"auto": "auto", "yes": True, "no": False}
+    persist = choices[choice]
+    # Kept for the passes after training too, not only for the epochs.
+    return data.persist() if should_persist(data, persist) else data
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """``dasksom train``: train (or resume, or find the run finished) and write the results.
+
+    Every option and every output is checked before the cluster starts; nothing is written
+    until the data has been opened.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed ``dasksom train`` command line.
+
+    Returns
+    -------
+    int
+        The exit status, 0 (also when the run had already finished).
+    """
+    output, log_json = _outputs(args)
+    checkpoint = _checkpoint_file(args, output)
+    som = _estimator(args, chunks=args.chunks, persist=False, checkpoint=checkpoint)
     status = _checkpoint_status(som, checkpoint, args.force)
-    # (epochs done, epochs asked) of a checkpoint that holds every epoch, else None.
-    finished = status if status is not None and status[0] >= status[1] else None
-    output.mkdir(parents=True, exist_ok=True)
+    # A checkpoint that holds every epoch, and the results of it written: nothing to train.
+    finished = status is not None and status[0] >= status[1]
+    done = finished and (output / "map.npz").is_file() and (output / "summary.json").is_file()
     with dask_cluster(args) as where:
-        data = as_dask_array(args.data, chunks=chunks)
-        if args.storage_dtype is not None:
-            data = as_storage_dtype(data, args.storage_dtype)
-        labels = read_labels(args.labels, data.shape[0]) if args.labels else None
+        data, labels = _train_data(args)
         print(
             f"dasksom train: {data.shape[0]} rows x {data.shape[1]} features ({data.dtype}) in "
             f"{data.numblocks[0]} chunks on {where}",
             flush=True,
         )
-        if (
-            finished is not None
-            and (output / "map.npz").is_file()
-            and (output / "summary.json").is_file()
-        ):
+        if status is not None and done:
             # No epoch is left: fit only checks that the checkpoint is this data's.
             _fit(som, data, checkpoint)
             print(
-                f"the run is already finished ({finished[0]} of {finished[1]} epochs; "
+                f"the run is already finished ({status[0]} of {status[1]} epochs; "
                 f"{checkpoint}); nothing to do; use --force to retrain"
             )
             return 0
-        if finished is not None:
-            print(f"the checkpoint holds all {finished[1]} epochs; writing the results")
-        persist_choices: dict[str, bool | str] = {"auto": "auto", "yes": True, "no": False}
-        persist = persist_choices[args.persist]
-        if should_persist(data, persist):
-            # Kept for the passes after training too, not only for the epochs.
-            data = data.persist()
+        if status is not None and finished:
+            print(f"the checkpoint holds all {status[1]} epochs; writing the results")
+        data = _persisted(data, args.persist)
         with progress(log_json):
             _fit(som, data, checkpoint)
         summary = write_results(
@@ -522,7 +721,19 @@ def _one_line(exc: BaseException) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``dasksom``; returns the exit status (see ``EXIT_CODES``)."""
+    """Run ``dasksom``.
+
+    Parameters
+    ----------
+    argv : sequence of str, default=None
+        The arguments after ``dasksom``; None reads ``sys.argv``.
+
+    Returns
+    -------
+    int
+        The exit status (see ``EXIT_CODES``): 0 done, 1 data or runtime error, 2 usage error
+        (argparse's own usage errors exit with 2 through ``SystemExit``).
+    """
     args = parse_args(argv)
     try:
         return args.run(args)

@@ -16,8 +16,9 @@ import numpy as np
 
 from dasksom.backends.arrays import to_host
 from dasksom.cli.cluster import dask_cluster
-from dasksom.cli.config import UsageError, output_path
+from dasksom.cli.config import UsageError, check_writable, output_path
 from dasksom.io.atomic import atomic_directory, atomic_file
+from dasksom.io.sources import FORMATS
 from dasksom.training.engine import compute_context
 
 # Plot kinds and whether each needs the data.
@@ -32,11 +33,96 @@ PLOT_KINDS = {
 }
 # Row chunks of predictions computed at once when writing a .npy file from the client.
 _NPY_BATCH = 16
+# ``--csv-header`` choices and the ``header=`` of the CSV reader each stands for.
+CSV_HEADERS: dict[str, bool | None] = {"auto": None, "yes": True, "no": False}
 
 
-def parse_chunks(text: str) -> int | str:
-    """``--chunks``: a number of rows, or a size such as ``128MiB``, or ``auto``."""
-    return int(text) if text.isdigit() else text
+def parse_chunks(text: str | int) -> int | str:
+    """``--chunks``: a number of rows, a size such as ``128MiB``, or ``auto``.
+
+    Parameters
+    ----------
+    text : str or int
+        The option's value.
+
+    Returns
+    -------
+    int or str
+        Rows per chunk (at least 1), or the size or ``"auto"`` as given.
+
+    Raises
+    ------
+    argparse.ArgumentTypeError
+        For anything else (0, a negative number, a size of no bytes, a word), so that the
+        parser refuses it as a usage error before any work starts.
+    """
+    from dask.utils import parse_bytes
+
+    value = str(text).strip()
+    if value.isdigit() and int(value) >= 1:
+        return int(value)
+    if value == "auto":
+        return value
+    if value[-1:].isalpha():
+        try:
+            if parse_bytes(value) >= 1:
+                return value
+        except (ValueError, TypeError):
+            pass
+    raise argparse.ArgumentTypeError(
+        f"chunks must be a number of rows (at least 1), a size such as 128MiB, or auto; "
+        f"got {text!r}"
+    )
+
+
+def _format_of(source: str) -> str | None:
+    """The format a data path's extension names (``"csv"`` ...), or None (a folder, or an
+    extension dasksom does not know)."""
+    path = os.fspath(source)
+    if "::" in path and not os.path.exists(path):
+        path = path.rpartition("::")[0]
+    return FORMATS.get(os.path.splitext(path.rstrip("/"))[1].lower())
+
+
+def open_data(args: argparse.Namespace) -> da.Array:
+    """The rows of ``args.data``, read with the data options (``--chunks``, ``--columns``,
+    ``--csv-header``, ``--delimiter``).
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed command line, with ``data``, ``chunks``, ``columns``, ``csv_header`` and
+        ``delimiter``.
+
+    Returns
+    -------
+    dask.array.Array
+        Row-chunked, as :func:`dasksom.io.as_dask_array` gives it.
+
+    Raises
+    ------
+    UsageError
+        The CSV options given for data that is not a ``.csv`` file, or ``--columns`` for data
+        that is not a table.
+    """
+    from dasksom.io.sources import as_dask_array
+
+    fmt = _format_of(args.data)
+    if (args.csv_header != "auto" or args.delimiter != ",") and fmt != "csv":
+        raise UsageError(
+            f"--csv-header and --delimiter are for CSV data, and {args.data!r} is not a .csv file"
+        )
+    if args.columns is not None and fmt not in ("csv", "parquet", None):
+        raise UsageError(
+            f"--columns picks columns of a CSV or Parquet table, and {args.data!r} is {fmt} data"
+        )
+    return as_dask_array(
+        args.data,
+        chunks=args.chunks,
+        columns=args.columns,
+        header=CSV_HEADERS[args.csv_header],
+        delimiter=args.delimiter,
+    )
 
 
 def draw(
@@ -53,8 +139,27 @@ def draw(
 ) -> None:
     """Draw one picture of ``som`` into ``file_name``.
 
-    ``bmus`` (each row's best-matching unit) and ``counts`` (hits per node), when given, save
-    the hits, labels and projection pictures a pass over ``data``.
+    Parameters
+    ----------
+    kind : str
+        One of :data:`PLOT_KINDS`.
+    som : fitted SOM
+        The map.
+    file_name : str or os.PathLike
+        The picture file (its extension picks the format, e.g. ``.png``).
+    data : array-like or dask array, default=None
+        The rows, for ``hits``, ``labels`` and ``projection``.
+    labels : ndarray, default=None
+        One label per row, for ``labels`` (and colours of ``projection``).
+    bmus : ndarray, default=None
+        Each row's best-matching unit, when known: saves the hits, labels and projection
+        pictures a pass over ``data``.
+    counts : ndarray, default=None
+        Hits per node, when known: saves the hits picture a pass over ``data``.
+    image_shape : sequence of int, default=None
+        The shape of one row as an image, for ``mosaic`` (which needs it).
+    features : sequence of int or str, default=None
+        The component planes to draw; None: those whose weights vary most.
     """
     import matplotlib.pyplot as plt
 
@@ -78,7 +183,26 @@ def draw(
 
 
 def read_labels(source: str, n_rows: int) -> np.ndarray:
-    """One label per row, read whole (labels are small next to the data)."""
+    """One label per row, read whole (labels are small next to the data).
+
+    Parameters
+    ----------
+    source : str
+        A file (or store) in any format the data may be in (``.npy``, ``.npz``, ``.csv``,
+        ``.parquet``, ``.zarr``, ``.h5`` ...): a 1-D array, or a table of one numeric column
+        (a CSV file's header row is optional).  It is flattened.
+    n_rows : int
+        The number of rows of the data, which the labels must match.
+
+    Returns
+    -------
+    ndarray of shape (n_rows,)
+
+    Raises
+    ------
+    ValueError
+        The file holds another number of labels (or cannot be read).
+    """
     from dasksom.io.sources import as_dask_array
 
     labels = np.asarray(as_dask_array(source).compute()).ravel()
@@ -88,9 +212,19 @@ def read_labels(source: str, n_rows: int) -> np.ndarray:
 
 
 def run_plot(args: argparse.Namespace) -> int:
-    """``dasksom plot``: one picture of a saved map, with the data where the kind needs it."""
+    """``dasksom plot``: one picture of a saved map, with the data where the kind needs it.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed ``dasksom plot`` command line.
+
+    Returns
+    -------
+    int
+        The exit status, 0.
+    """
     from dasksom.estimator.som import load
-    from dasksom.io.sources import as_dask_array
 
     output = output_path(args.output, "picture")
     if PLOT_KINDS[args.kind] and args.data is None:
@@ -99,11 +233,12 @@ def run_plot(args: argparse.Namespace) -> int:
         raise UsageError("--kind labels needs --labels")
     if args.kind == "mosaic" and args.image_shape is None:
         raise UsageError("--kind mosaic needs --image-shape")
+    check_writable(output, "picture", "--output")
     som = load(args.map)
     with dask_cluster(args):
         data, labels, bmus = None, None, None
         if args.data is not None:
-            data = as_dask_array(args.data, chunks=parse_chunks(args.chunks))
+            data = open_data(args)
             labels = read_labels(args.labels, data.shape[0]) if args.labels else None
             if args.kind in ("labels", "projection"):
                 bmus = som.best_matching_units(data)
@@ -130,6 +265,13 @@ def write_predictions(result: da.Array, output: Path) -> None:
 
     A zarr store is written by the workers (so it must be on storage they share); a ``.npy``
     file by this process, a few chunks at a time.
+
+    Parameters
+    ----------
+    result : dask.array.Array
+        What to write.
+    output : pathlib.Path
+        The store or file; its suffix, ``.zarr`` or otherwise, picks the format.
     """
     if output.suffix == ".zarr":
         with atomic_directory(output) as tmp, compute_context():
@@ -152,16 +294,33 @@ def write_predictions(result: da.Array, output: Path) -> None:
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    """``dasksom predict``: every row's best-matching unit (or its lattice position)."""
+    """``dasksom predict``: every row's best-matching unit (or its lattice position).
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed ``dasksom predict`` command line.
+
+    Returns
+    -------
+    int
+        The exit status, 0.
+    """
     from dasksom.estimator.som import load
-    from dasksom.io.sources import as_dask_array
 
     output = output_path(args.output, "predictions")
     if output.suffix not in (".zarr", ".npy"):
         raise UsageError(f"--output must end in .zarr or .npy, got {args.output!r}")
+    # A store replaces whatever is at its name; a .npy file must not be a folder.
+    check_writable(
+        output.parent if output.suffix == ".zarr" else output,
+        "predictions",
+        "--output",
+        folder=output.suffix == ".zarr",
+    )
     som = load(args.map)
     with dask_cluster(args) as where:
-        data = as_dask_array(args.data, chunks=parse_chunks(args.chunks))
+        data = open_data(args)
         result = som.predict(data)
         what = "best-matching unit"
         if args.positions:
@@ -192,7 +351,19 @@ def _jsonable(value: Any) -> Any:
 
 
 def describe_map(path: str) -> dict:
-    """A saved map's file, lattice, settings and training history, as JSON-ready values."""
+    """A saved map's file, lattice, settings and training history, as JSON-ready values.
+
+    Parameters
+    ----------
+    path : str
+        A map (``map.npz``) or a checkpoint.
+
+    Returns
+    -------
+    dict
+        ``map``, ``lattice``, ``n_nodes``, ``n_features``, ``settings``, ``epochs_done`` and
+        ``history``.
+    """
     from dasksom.io.map_file import existing_map, read_map
 
     params, lattice, weights, history = read_map(path)
@@ -213,7 +384,21 @@ def describe_map(path: str) -> dict:
 
 
 def run_info(args: argparse.Namespace) -> int:
-    """``dasksom info``: what a saved map (or checkpoint) holds."""
+    """``dasksom info``: what a saved map (or checkpoint) holds.
+
+    The history's QE of epoch ``t`` is that of the map before epoch ``t``'s update (it comes
+    from the epoch's own pass over the data).
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed ``dasksom info`` command line.
+
+    Returns
+    -------
+    int
+        The exit status, 0.
+    """
     info = describe_map(args.map)
     if args.json:
         print(json.dumps(info, indent=2))
@@ -231,7 +416,7 @@ def run_info(args: argparse.Namespace) -> int:
         f"training  {info['epochs_done']} of {settings.get('epochs', '?')} epochs, {seconds:.3g} s"
     )
     if info["history"]:
-        print(f"{'epoch':>7}{'radius':>10}{'QE':>12}{'map diff':>12}{'seconds':>10}")
+        print(f"{'epoch':>7}{'radius':>10}{'QE before':>12}{'map diff':>12}{'seconds':>10}")
     for record in info["history"]:
         print(
             f"{record.get('epoch', 0) + 1:>7}{record.get('sigma', float('nan')):>10.4g}"

@@ -46,14 +46,29 @@ class EpochProgress(logging.Handler):
         self._open_line = False
 
     def line(self, record: dict) -> str:
-        """The progress text of one epoch record."""
+        """The progress text of one epoch record.
+
+        Parameters
+        ----------
+        record : dict
+            The epoch's history entry (:func:`dasksom.training.history.epoch_record`) with
+            ``epochs`` and ``n_samples``.
+
+        Returns
+        -------
+        str
+            ``epoch t/T  radius r  QE before update q  rate rows/s  h:mm:ss left``: the QE is
+            that of the map the epoch started from, measured in the epoch's own pass.
+        """
         done, total = record["epoch"] + 1, record["epochs"]
         self.seconds.append(record["seconds"])
         left = (total - done) * sum(self.seconds) / len(self.seconds)
         rate = record["n_samples"] / record["seconds"] if record["seconds"] > 0 else 0.0
+        # An epoch's QE is measured in its own pass, on the map before its update: the
+        # final map's error (after the last update) is the summary's.
         text = (
             f"epoch {done}/{total}  radius {record['sigma']:.3g}  "
-            f"QE {record['quantization_error']:.5g}  {_rate(rate)} rows/s  "
+            f"QE before update {record['quantization_error']:.5g}  {_rate(rate)} rows/s  "
             f"{_duration(left)} left"
         )
         if not self.live:
@@ -62,6 +77,14 @@ class EpochProgress(logging.Handler):
         return f"[{'#' * filled}{'-' * (_BAR_WIDTH - filled)}] {text}"
 
     def emit(self, record: logging.LogRecord) -> None:
+        """Show the epoch record a log record carries (others are ignored).
+
+        Parameters
+        ----------
+        record : logging.LogRecord
+            A record of the ``dasksom`` logger; the engine's epoch lines carry
+            ``epoch_record``.
+        """
         epoch = getattr(record, "epoch_record", None)
         if epoch is None:
             return
@@ -104,14 +127,31 @@ class EpochProgress(logging.Handler):
 def progress(
     log_json: str | os.PathLike | None = None, stream: IO[str] | None = None
 ) -> Iterator[EpochProgress]:
-    """Show the epochs trained inside the block on ``stream`` (stderr by default)."""
+    """Show the epochs trained inside the block.
+
+    Parameters
+    ----------
+    log_json : str or os.PathLike, default=None
+        A file to append one JSON object per epoch to (its folder is created when missing);
+        the records keep the engine's keys (``quantization_error`` is the map's before the
+        epoch's update) and add ``rows_per_second`` and ``time``.
+    stream : text stream, default=None
+        Where the lines go; None: stderr.  A terminal gets a bar rewritten in place.
+
+    Yields
+    ------
+    EpochProgress
+        The logging handler showing the epochs.
+    """
     stream = stream if stream is not None else sys.stderr
     live = hasattr(stream, "isatty") and stream.isatty()
     logger = logging.getLogger("dasksom")
     with contextlib.ExitStack() as stack:
         records = None
         if log_json is not None:
-            records = stack.enter_context(open(local_path(log_json, "JSON log"), "a"))
+            path = local_path(log_json, "JSON log")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            records = stack.enter_context(open(path, "a"))
         handler = EpochProgress(stream, live, records)
         level = logger.level
         # Epoch records are logged at INFO: let them through while the block runs.

@@ -19,7 +19,8 @@ Files and stores, as a local path or an fsspec URL (``"s3://bucket/data.zarr"``,
     ``.npz``         an array of a numpy archive (uncompressed members are memory-mapped)
     ``.h5 .hdf5``    a dataset of an HDF5 file (needs ``pip install dasksom[hdf5]``)
     ``.parquet .pq`` a Parquet file or dataset directory; numeric columns only
-    ``.csv``         a CSV file, header row optional; numeric columns only
+    ``.csv``         a CSV file, header row optional (``header=``), fields split at
+                     ``delimiter=`` (``,``); numeric columns only
 
     A directory without an extension is read as a zarr store when it holds zarr metadata,
     or as a Parquet dataset when it holds ``.parquet`` files.
@@ -29,7 +30,7 @@ Naming the array inside a container (a zarr group, an ``.npz`` or HDF5 file): pa
 or ``"s3://bucket/store.zarr::train/x"``.  A container that holds exactly one array needs no
 name.  A store written by xarray's ``Dataset.to_zarr`` is a zarr group: name the variable the
 same way (``"weather.zarr::temperature"``).  For tables, ``columns=[...]`` picks the columns to
-use.
+use, by name or by position.
 
 Chunks: ``chunks="auto"`` aims at :data:`TARGET_CHUNK_BYTES` per chunk, with at least
 :data:`CHUNKS_PER_CORE` chunks per core, in multiples of the storage chunks of zarr and HDF5
@@ -132,7 +133,9 @@ def as_dask_array(
     chunks: int | str = "auto",
     *,
     key: str | None = None,
-    columns: Sequence[str] | None = None,
+    columns: Sequence[str | int] | None = None,
+    header: bool | None = None,
+    delimiter: str = ",",
     storage_options: dict[str, Any] | None = None,
 ) -> da.Array:
     """Wrap ``source`` as a lazily read dask array whose chunks hold whole rows.
@@ -141,14 +144,23 @@ def as_dask_array(
     ----------
     source : array, list, DataFrame, zarr array or group, path or URL
         See the module docstring for every source; a path may end in ``"::name"``.
-    chunks : int, str or "auto"
+    chunks : int, str or "auto", default="auto"
         Rows per chunk (int), about that many bytes per chunk (``"64MiB"``), or ``"auto"``.
-    key : str, optional
+    key : str, default=None
         Name of the array inside a zarr group, ``.npz`` or HDF5 file, or of the variable of
         an xarray ``Dataset``.
-    columns : sequence of str, optional
-        Columns of a table (Parquet, CSV, DataFrame) to use; all of them by default.
-    storage_options : dict, optional
+    columns : sequence of str or int, default=None
+        Columns of a table (Parquet, CSV, DataFrame) to use, in this order: by name, or by
+        position counted from 0 (an int that is no column's name; negative counts from the
+        end).  None uses all of them.
+    header : bool or None, default=None
+        Whether the first line of a CSV file names the columns.  None tells from the line:
+        a header unless every field is a number (pandas' ``0,1,2...`` header counts as one).
+        CSV files only.
+    delimiter : str, default=","
+        The character between the fields of a CSV file (``";"``, ``"\\t"`` ...).  CSV
+        files only.
+    storage_options : dict, default=None
         fsspec options for a URL (credentials, endpoint ...).
 
     Returns
@@ -159,9 +171,20 @@ def as_dask_array(
     """
     if isinstance(source, str | os.PathLike):
         return open_array(
-            source, key=key, chunks=chunks, columns=columns, storage_options=storage_options
+            source,
+            key=key,
+            chunks=chunks,
+            columns=columns,
+            header=header,
+            delimiter=delimiter,
+            storage_options=storage_options,
         )
     _check_chunks(chunks)
+    if header is not None or delimiter != ",":
+        raise ValueError(
+            f"header= and delimiter= are for reading CSV files, but the source is a "
+            f"{type(source).__name__}; drop them."
+        )
     if _is_xarray(source):
         source, key = _xarray_data(source, key), None
     if columns is not None and not _is_dataframe(source):
@@ -200,7 +223,9 @@ def open_array(
     *,
     key: str | None = None,
     chunks: int | str = "auto",
-    columns: Sequence[str] | None = None,
+    columns: Sequence[str | int] | None = None,
+    header: bool | None = None,
+    delimiter: str = ",",
     storage_options: dict[str, Any] | None = None,
 ) -> da.Array:
     """Open a file, store or URL lazily as a dask array whose chunks hold whole rows.
@@ -211,13 +236,19 @@ def open_array(
         Local path or fsspec URL, optionally ending in ``"::name"`` to name the array
         inside a container.  The format comes from the extension (see
         :data:`SUPPORTED_EXTENSIONS`).
-    key : str, optional
+    key : str, default=None
         Name of the array inside a zarr group, ``.npz`` or HDF5 file (same as ``"::name"``).
-    chunks : int, str or "auto"
+    chunks : int, str or "auto", default="auto"
         As in :func:`as_dask_array`.
-    columns : sequence of str, optional
-        Columns of a Parquet or CSV table to use; all of them by default.
-    storage_options : dict, optional
+    columns : sequence of str or int, default=None
+        Columns of a Parquet or CSV table to use, by name or position, as in
+        :func:`as_dask_array`; None uses all of them.
+    header : bool or None, default=None
+        Whether the first line of a CSV file names the columns; None tells from the line, as
+        in :func:`as_dask_array`.  CSV files only.
+    delimiter : str, default=","
+        The character between the fields of a CSV file.  CSV files only.
+    storage_options : dict, default=None
         fsspec options for a URL.
 
     Returns
@@ -245,8 +276,14 @@ def open_array(
         raise ValueError(
             f"{text!r} holds a single {'array' if fmt == 'npy' else 'table'}; drop the key {key!r}."
         )
+    if fmt != "csv" and (header is not None or delimiter != ","):
+        raise ValueError(
+            f"header= and delimiter= are for reading CSV files, and {text!r} is read as {fmt}; "
+            "drop them."
+        )
     if fmt in ("parquet", "csv"):
-        return _from_table(_read_table(src, fmt), columns, chunks, repr(text))
+        table = _read_table(src, fmt, header=header, delimiter=delimiter)
+        return _from_table(table, columns, chunks, repr(text))
     if columns is not None:
         raise ValueError(f"columns= picks columns of a Parquet or CSV table, not of {text!r}.")
     if fmt == "zarr":
@@ -764,25 +801,39 @@ def _is_dataframe(source: Any) -> bool:
     return hasattr(source, "columns") and hasattr(source, "dtypes")
 
 
-def _read_table(src: _Location, fmt: str) -> Any:
+def _read_table(
+    src: _Location, fmt: str, *, header: bool | None = None, delimiter: str = ","
+) -> Any:
+    """A lazy dask DataFrame of a Parquet or CSV table (``header`` and ``delimiter``: CSV)."""
     import dask.dataframe as dd
 
     options = {} if src.local else {"storage_options": src.storage_options}
+    _check_delimiter(delimiter)
     try:
         if fmt == "parquet":
             return dd.read_parquet(src.url, **options)
-        return dd.read_csv(src.url, header="infer" if _has_header(src) else None, **options)
+        if header is None:
+            header = _has_header(src, delimiter)
+        return dd.read_csv(src.url, header="infer" if header else None, sep=delimiter, **options)
     except (ValueError, OSError) as exc:
         raise ValueError(
             f"Could not read {src.text!r} as {fmt} ({exc}); it may be corrupt or truncated."
         ) from exc
 
 
-def _has_header(src: _Location) -> bool:
+def _check_delimiter(delimiter: str) -> None:
+    if not isinstance(delimiter, str) or len(delimiter) != 1 or delimiter in '\r\n"':
+        raise ValueError(
+            f"delimiter must be one character other than a quote or a line break, such as "
+            f"',', ';' or '\\t'; got {delimiter!r}."
+        )
+
+
+def _has_header(src: _Location, delimiter: str = ",") -> bool:
     """False when the first line of a CSV is all numbers, except pandas' ``0,1,2...`` header."""
     with src.open_binary() as f:
         first = f.readline().decode("utf-8", errors="replace")
-    fields = [field.strip().strip('"') for field in first.split(",")]
+    fields = [field.strip().strip('"') for field in first.rstrip("\r\n").split(delimiter)]
     if fields == [str(i) for i in range(len(fields))]:
         return True
     return not all(_is_number(field) for field in fields)
@@ -796,21 +847,43 @@ def _is_number(text: Any) -> bool:
     return True
 
 
+def _column_names(table: Any, columns: Sequence[str | int], label: str) -> list[Any]:
+    """The names of ``columns``: names as they are, and ints that name no column as
+    positions."""
+    names = list(table.columns)
+    picked, missing = [], []
+    for column in columns:
+        if not isinstance(column, bool) and column in names:
+            picked.append(column)
+        elif (
+            isinstance(column, int | np.integer)
+            and not isinstance(column, bool)
+            and -len(names) <= column < len(names)
+        ):
+            picked.append(names[column])
+        else:
+            missing.append(column)
+    if missing:
+        raise KeyError(
+            f"{label} has no column {missing}; its columns: {names} (an integer picks one by "
+            f"position, from 0 to {len(names) - 1})."
+        )
+    return picked
+
+
 def _from_table(
-    table: Any, columns: Sequence[str] | None, chunks: int | str, label: str
+    table: Any, columns: Sequence[str | int] | None, chunks: int | str, label: str
 ) -> da.Array:
     from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
     if columns is not None:
-        missing = [c for c in columns if c not in table.columns]
-        if missing:
-            raise KeyError(f"{label} has no column {missing}; its columns: {list(table.columns)}.")
-        table = table[list(columns)]
+        table = table[_column_names(table, columns, label)]
     wrong = [c for c, t in table.dtypes.items() if not (is_numeric_dtype(t) or is_bool_dtype(t))]
     if wrong:
         raise ValueError(
             f"{label} has non-numeric columns {wrong}; a SOM needs numbers. Drop or encode "
-            "them, or pick the numeric columns with columns=[...]."
+            "them, or pick the numeric columns with columns=[...] (--columns on the command "
+            "line)."
         )
     # One dtype for all columns; nullable and Arrow-backed numbers have no numpy dtype, so
     # they are read as float64, missing values as NaN.

@@ -170,6 +170,7 @@ def test_config_file_sets_options_and_flags_override_it(tmp_path, blobs):
         ('topology = "round"\n', "must be one of"),
         ("pbc = 1\n", "true or false"),
         ("connect-timeout = -5\n", "positive number of seconds"),
+        ("epochs = 0\n", "at least 1"),
         ('scheduler-file = "a"\nscheduler_address = "tcp://b:1"\n', "exclude each other"),
         ("size = [", "cannot read the config file"),
     ],
@@ -408,3 +409,155 @@ def test_a_storage_type_that_would_change_the_data_fails_in_one_line(tmp_path, b
     assert main([*args, "--output", str(tmp_path / "out"), "--storage-dtype", "uint8"]) == 1
     err = capsys.readouterr().err
     assert "storage dtype uint8 cannot hold" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ["--size", "0x5"],
+        ["--size", "3x-1"],
+        ["--epochs", "0"],
+        ["--epochs", "-3"],
+        ["--epochs", "ten"],
+        ["--chunks", "0"],
+        ["--chunks", "-1"],
+        ["--chunks", "0MiB"],
+        ["--chunks", "lots"],
+        ["--seed", "-1"],
+        ["--workers", "-1"],
+        ["--gpus", "0"],
+        ["--image-shape", "0x8"],
+        ["--delimiter", ";;"],
+    ],
+)
+def test_bad_values_are_usage_errors_that_create_nothing(tmp_path, blobs, capsys, flags):
+    np.save(tmp_path / "x.npy", blobs)
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as exited:
+        main(["train", str(tmp_path / "x.npy"), "--output", str(out), *flags])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"argument {flags[0]}:" in err[0], err
+    assert not out.exists()
+
+
+def test_settings_that_exclude_each_other_are_usage_errors_that_create_nothing(
+    tmp_path, blobs, capsys
+):
+    np.save(tmp_path / "x.npy", blobs)
+    out = tmp_path / "out"
+    args = ["train", str(tmp_path / "x.npy"), "--output", str(out)]
+    assert main([*args, "--precision", "bfloat16", "--metric", "manhattan"]) == 2
+    assert "usage error" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_an_output_inside_a_file_is_refused_before_training(tmp_path, blobs, capsys):
+    np.save(tmp_path / "x.npy", blobs)
+    (tmp_path / "file").write_text("not a folder")
+    out = tmp_path / "file" / "out"
+    assert main(["train", str(tmp_path / "x.npy"), "--output", str(out), "--epochs", "2"]) == 1
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()
+    assert len(err) == 1 and str(out) in err[0] and "--output" in err[0], err
+    assert "is a file, not a folder" in err[0]
+    assert "rows x" not in captured.out and "epoch" not in captured.err
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux's /proc")
+def test_an_unwritable_output_folder_is_refused_before_training(tmp_path, blobs, capsys):
+    # /proc exists and is a folder, but no file can be created in it, not even by root (for
+    # whom permission bits do not stop writes).
+    np.save(tmp_path / "x.npy", blobs)
+    checkpoint = tmp_path / "checkpoint.npz"
+    args = ["train", str(tmp_path / "x.npy"), "--size", "3x3", "--epochs", "3"]
+    assert main([*args, "--output", "/proc", "--checkpoint", str(checkpoint)]) == 1
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()
+    assert len(err) == 1 and "'/proc'" in err[0] and "give --output a path" in err[0], err
+    assert "epoch" not in captured.err and "rows x" not in captured.out
+    assert not checkpoint.exists()
+
+
+def test_an_unwritable_json_log_is_refused_before_anything_is_created(tmp_path, blobs, capsys):
+    np.save(tmp_path / "x.npy", blobs)
+    (tmp_path / "file").write_text("not a folder")
+    out = tmp_path / "out"
+    args = ["train", str(tmp_path / "x.npy"), "--output", str(out)]
+    assert main([*args, "--log-json", str(tmp_path / "file" / "log.jsonl")]) == 1
+    assert "--log-json" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_epoch_lines_show_the_qe_before_the_update_and_the_summary_the_final_map(
+    tmp_path, blobs, capsys
+):
+    np.save(tmp_path / "x.npy", blobs)
+    out, log = tmp_path / "out", tmp_path / "epochs.jsonl"
+    args = ["train", str(tmp_path / "x.npy"), "--size", "3x3", "--epochs", "3", "--no-plots"]
+    assert main([*args, "--log-json", str(log), "--output", str(out)]) == 0
+    captured = capsys.readouterr()
+    lines = [line for line in captured.err.splitlines() if line.startswith("epoch")]
+    assert len(lines) == 3 and all("QE before update" in line for line in lines)
+    summary = json.loads((out / "summary.json").read_text())
+    assert f"final map: quantization error {summary['quantization_error']:.4f}" in captured.out
+    # The JSON records keep the engine's keys.
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    assert all("quantization_error" in r and "qe_before_update" not in r for r in records)
+
+
+@pytest.mark.parametrize("command", ["predict", "plot"])
+def test_required_options_show_no_default(command):
+    from dasksom.cli.main import build_parsers
+
+    parser = build_parsers()[1][command]
+    text = " ".join(parser.format_help().split())
+    required = [a for a in parser._actions if a.required and a.option_strings]
+    assert [a.dest for a in required] == ["output"]
+    for action in required:
+        shown = " ".join(action.help.split())
+        after = text.split(shown, 1)[1]
+        assert not after.lstrip().startswith("(default"), after[:40]
+    assert "(default: None)" not in text
+
+
+def test_labels_help_says_it_is_a_file_and_which_formats():
+    from dasksom.cli.main import build_parsers
+
+    (labels,) = [a for a in build_parsers()[1]["train"]._actions if a.dest == "labels"]
+    assert labels.metavar == "FILE" and "a file of labels, one per row" in labels.help
+    assert all(ext in labels.help for ext in (".npy", ".npz", ".csv", ".parquet"))
+
+
+@pytest.mark.parametrize("command", ["train", "predict", "plot"])
+def test_data_help_names_every_format_read(command):
+    from dasksom.cli.main import build_parsers
+    from dasksom.io import SUPPORTED_EXTENSIONS
+
+    (data,) = [a for a in build_parsers()[1][command]._actions if a.dest == "data"]
+    assert all(ext in data.help for ext in SUPPORTED_EXTENSIONS)
+
+
+def test_train_reads_a_csv_with_its_header_delimiter_and_columns(tmp_path, blobs):
+    import pandas as pd
+
+    table = pd.DataFrame(blobs, columns=list("abcde")).assign(name="x")
+    table.to_csv(tmp_path / "x.csv", sep=";", index=False)
+    out = tmp_path / "out"
+    args = ["train", str(tmp_path / "x.csv"), "--size", "3x4", "--epochs", "2", "--no-plots"]
+    args += ["--delimiter", ";", "--csv-header", "yes", "--columns", "a,2,-3"]
+    assert main([*args, "--output", str(out)]) == 0
+    expected = dasksom.SOM(3, 4, init="pca", epochs=2, random_state=0).fit(blobs[:, [0, 2, 3]])
+    np.testing.assert_allclose(dasksom.load(out / "map.npz").weights_, expected.weights_, rtol=1e-6)
+    settings = json.loads((out / "summary.json").read_text())["settings"]
+    assert settings["columns"] == ["a", 2, -3] and settings["delimiter"] == ";"
+
+
+def test_csv_options_for_data_that_is_no_csv_are_usage_errors(tmp_path, blobs, capsys):
+    np.save(tmp_path / "x.npy", blobs)
+    args = ["train", str(tmp_path / "x.npy"), "--output", str(tmp_path / "out")]
+    assert main([*args, "--delimiter", ";"]) == 2
+    assert "not a .csv file" in capsys.readouterr().err
+    assert main([*args, "--columns", "0,1"]) == 2
+    assert "--columns picks columns of a CSV or Parquet table" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -213,6 +213,42 @@ def test_table_columns_pick_numeric_ones(tmp_path, data):
     check(as_dask_array(tmp_path / "x.csv", columns=["a", "b"]), data[:, :2])
 
 
+def test_csv_delimiter_and_header_are_read_as_asked(tmp_path, data):
+    # A header of numbers would be taken for a row of data; header=True says it is one.
+    lines = [";".join(str(i + 10) for i in range(7))]
+    lines += [";".join(repr(float(v)) for v in row) for row in data]
+    (tmp_path / "x.csv").write_text("\n".join(lines) + "\n")
+    check(as_dask_array(tmp_path / "x.csv", delimiter=";", header=True), data)
+    assert as_dask_array(tmp_path / "x.csv", delimiter=";").shape == (61, 7)
+
+
+def test_csv_header_false_keeps_a_first_line_that_looks_like_pandas_header(tmp_path, data):
+    # The first row, 0,1,...,6, reads as pandas' header of unnamed columns unless told not.
+    np.savetxt(tmp_path / "x.csv", data, delimiter=",", fmt="%d")
+    assert as_dask_array(tmp_path / "x.csv").shape == (59, 7)
+    check(as_dask_array(tmp_path / "x.csv", header=False), data)
+
+
+def test_table_columns_by_position_and_name(tmp_path, data):
+    pd.DataFrame(data, columns=list("abcdefg")).to_csv(tmp_path / "x.csv", index=False)
+    check(as_dask_array(tmp_path / "x.csv", columns=[3, "a", -1]), data[:, [3, 0, 6]])
+    np.savetxt(tmp_path / "y.csv", data, delimiter="\t")
+    check(as_dask_array(tmp_path / "y.csv", columns=[1, 2], delimiter="\t"), data[:, 1:3])
+    with pytest.raises(KeyError, match=r"no column \[7\].*from 0 to 6"):
+        as_dask_array(tmp_path / "x.csv", columns=[7])
+
+
+def test_csv_options_on_other_sources_are_refused(tmp_path, data):
+    np.save(tmp_path / "x.npy", data)
+    with pytest.raises(ValueError, match="header= and delimiter= are for reading CSV files"):
+        as_dask_array(tmp_path / "x.npy", delimiter=";")
+    with pytest.raises(ValueError, match="header= and delimiter= are for reading CSV files"):
+        as_dask_array(data, header=True)
+    pd.DataFrame(data).to_csv(tmp_path / "x.csv", index=False)
+    with pytest.raises(ValueError, match="delimiter must be one character"):
+        as_dask_array(tmp_path / "x.csv", delimiter=";;")
+
+
 def test_pandas_dataframe_round_trips(data):
     check(as_dask_array(pd.DataFrame(data)), data)
 
