@@ -1,4 +1,5 @@
-"""NumPy or CuPy: which array module an array belongs to, and moving results to the host.
+"""NumPy or CuPy: which array module an array belongs to, moving results to the host, and the
+types data is computed in (:func:`compute_dtype`) or kept in (:func:`is_narrow`).
 
 Every kernel computes with its input's array module, so the same code runs on CPU workers and on
 GPUs.  Nothing here imports CuPy unless it is handed a CuPy array."""
@@ -15,7 +16,18 @@ SCORE_BLOCK_ELEMENTS = 1 << 21
 
 
 def array_module(x: Any) -> Any:
-    """``numpy`` or ``cupy``, whichever ``x`` belongs to."""
+    """``numpy`` or ``cupy``, whichever ``x`` belongs to.
+
+    Parameters
+    ----------
+    x : object
+        An array, or anything else (which counts as NumPy).
+
+    Returns
+    -------
+    module
+        ``cupy`` when ``x``'s type comes from CuPy (imported only then), else ``numpy``.
+    """
     if type(x).__module__.split(".")[0] == "cupy":
         import cupy
 
@@ -24,15 +36,34 @@ def array_module(x: Any) -> Any:
 
 
 def to_host(x: Any) -> np.ndarray:
-    """A NumPy copy of a NumPy or CuPy array."""
+    """``x`` as a NumPy array, copied from its device when it is a CuPy array.
+
+    Parameters
+    ----------
+    x : array-like
+        A CuPy array, or anything ``numpy.asarray`` takes.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``x`` itself when it already is a NumPy array.
+    """
     return x.get() if hasattr(x, "get") else np.asarray(x)
 
 
 def compute_dtype(dtype: Any) -> np.dtype:
     """Float type that the distance products run in for data of ``dtype``.
 
-    float32 where it holds the data exactly enough (float32 and narrower types, small integers),
-    float64 for float64 and wide integers.
+    Parameters
+    ----------
+    dtype : numpy dtype or its name
+        The data's type.
+
+    Returns
+    -------
+    numpy.dtype
+        float32 where it holds the data exactly enough (float32 and narrower types, small
+        integers), float64 for float64 and wide integers.
     """
     dtype = np.dtype(dtype)
     if dtype == np.float64 or (dtype.kind in "iu" and dtype.itemsize >= 4):
@@ -45,6 +76,16 @@ def is_narrow(dtype: Any) -> bool:
 
     Types narrower than float32 (uint8 pixels, int16, float16) hold far fewer bytes than their
     float32 copy; the search widens each block to float32 as it uses it.
+
+    Parameters
+    ----------
+    dtype : numpy dtype or its name
+        The data's type.
+
+    Returns
+    -------
+    bool
+        True for integer and float types of fewer than 4 bytes.
     """
     dtype = np.dtype(dtype)
     return dtype.kind in "iuf" and dtype.itemsize < 4

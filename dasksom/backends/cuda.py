@@ -46,11 +46,16 @@ class GPUUnavailableError(RuntimeError):
 def require_gpu() -> Any:
     """The ``cupy`` module, once a CUDA device is known to be visible.
 
+    Returns
+    -------
+    module
+        ``cupy``, imported.
+
     Raises
     ------
-    RuntimeError
+    GPUUnavailableError
         When CuPy is not installed, or no CUDA device is visible; the message says which and
-        what to check.
+        what to check.  A ``RuntimeError``.
     """
     try:
         cupy = importlib.import_module("cupy")
@@ -74,6 +79,28 @@ def device_block_rows(n_nodes: int, n_features: int, free_bytes: int, itemsize: 
     elements; above that floor the rows are a multiple of :data:`ROW_ALIGNMENT`.
     On a GPU this means a few large products per chunk instead of the CPU's thousands of small
     ones.
+
+    Parameters
+    ----------
+    n_nodes : int
+        Nodes of the map, the score block's columns.
+    n_features : int
+        Features of a row.
+    free_bytes : int
+        Free device memory, as :func:`free_device_bytes` counts it.
+    itemsize : int, default=4
+        Bytes per value once widened (4: float32, 8: float64).
+
+    Returns
+    -------
+    int
+        Rows per block, at least 1.
+
+    Raises
+    ------
+    ValueError
+        When ``n_nodes``, ``n_features`` or ``itemsize`` is below 1, or ``free_bytes`` is
+        negative.
     """
     if min(n_nodes, n_features, itemsize) < 1 or free_bytes < 0:
         raise ValueError("n_nodes, n_features and itemsize must be positive, free_bytes >= 0.")
@@ -86,16 +113,35 @@ def device_block_rows(n_nodes: int, n_features: int, free_bytes: int, itemsize: 
 
 def free_device_bytes(cupy: Any) -> int:
     """Free memory of the current device, counting what CuPy's own pool or this process's RMM
-    pool holds unused (the device reports pooled memory as taken)."""
+    pool holds unused (the device reports pooled memory as taken).
+
+    Parameters
+    ----------
+    cupy : module
+        The ``cupy`` module (from :func:`require_gpu`).
+
+    Returns
+    -------
+    int
+        Bytes.
+    """
     free, _total = cupy.cuda.runtime.memGetInfo()
     return int(free) + int(cupy.get_default_memory_pool().free_bytes()) + rmm_pool_unused_bytes()
 
 
 def rmm_pool_unused_bytes() -> int:
-    """Bytes of this process's RMM pool not handed out, where RMM tracks its allocations (as
-    dask-cuda's ``rmm_track_allocations`` sets up, and :func:`local_cuda_cluster` asks for);
-    0 without RMM, without a pool, or without tracking (then what the pool holds unused is
-    unknown and counted as taken)."""
+    """Bytes of this process's RMM pool not handed out, where RMM tracks its allocations.
+
+    Tracking is what dask-cuda's ``rmm_track_allocations`` sets up, and what
+    :func:`dasksom.training.gpu.local_cuda_cluster` asks for.  RMM is not imported here: only a
+    process that has imported it can hold a pool.
+
+    Returns
+    -------
+    int
+        0 without RMM, without a pool, or without tracking (then what the pool holds unused is
+        unknown and counted as taken).
+    """
     rmm = sys.modules.get("rmm")
     if rmm is None:
         return 0

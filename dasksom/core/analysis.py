@@ -1,4 +1,6 @@
-"""Numbers read off a trained map, without drawing it.
+"""Numbers read off a trained map, without drawing it: the U-matrix values
+(:func:`node_differences`) and the labels each node wins (:func:`label_votes`,
+:func:`majority_label_accuracy`).
 
 Kept apart from :mod:`dasksom.plotting` so that code which only needs the values (the
 simpsom facade, a batch job, a worker) does not import matplotlib.
@@ -22,13 +24,19 @@ def node_differences(weights: ArrayLike, lattice: Lattice) -> np.ndarray:
     weights : array-like of shape (M, D)
         Node weights, node ``k = r * width + c``.
     lattice : Lattice
-        The map's lattice.  Neighbours are :attr:`Lattice.neighbor_pairs` (lattice distance
-        1); on a periodic map they wrap around the seams, so a torus has no edge nodes.
+        The map's lattice.  Neighbours are
+        :attr:`~dasksom.core.lattice.Lattice.neighbor_pairs` (lattice distance 1); on a periodic
+        map they wrap around the seams, so a torus has no edge nodes.
 
     Returns
     -------
     ndarray of shape (M,)
         NaN for a node without neighbours (a 1 x 1 map).
+
+    Raises
+    ------
+    ValueError
+        When ``weights`` is not of shape ``(lattice.n_nodes, D)``.
     """
     weights = np.asarray(weights, dtype=float)
     if weights.ndim != 2 or weights.shape[0] != lattice.n_nodes:
@@ -53,16 +61,27 @@ def label_votes(
 
     Parameters
     ----------
-    nodes : int array of shape (n_samples,), each sample's best-matching unit; -1 (a row with
-        no observed value, under ``nan_policy="ignore"``) votes for no node
-    labels : array of shape (n_samples,), labels of any sortable type
-    n_nodes : number of nodes of the map
+    nodes : int array of shape (n_samples,)
+        Each sample's best-matching unit; -1 (a row with no observed value, under
+        ``nan_policy="ignore"``) votes for no node.
+    labels : array of shape (n_samples,)
+        Labels of any sortable type.
+    n_nodes : int
+        Number of nodes of the map.
 
     Returns
     -------
-    classes : the distinct labels, sorted
+    classes : ndarray
+        The distinct labels, sorted.
     votes : int array of shape (n_nodes, len(classes))
-    codes : each sample's label as an index into ``classes``
+        ``votes[k, c]``: how many samples won by node ``k`` carry label ``classes[c]``.
+    codes : int array of shape (n_samples,)
+        Each sample's label as an index into ``classes``.
+
+    Raises
+    ------
+    ValueError
+        When ``labels`` and ``nodes`` differ in length.
     """
     nodes = np.asarray(nodes).ravel()
     classes, codes = np.unique(np.asarray(labels).ravel(), return_inverse=True)
@@ -76,8 +95,28 @@ def label_votes(
 
 
 def majority_label_accuracy(nodes: np.ndarray, labels: np.ndarray, n_nodes: int) -> float:
-    """Share of the samples with a node whose node's majority label is their own (ties: first
-    sorted label)."""
+    """Share of the samples with a node whose node's majority label is their own.
+
+    Parameters
+    ----------
+    nodes : int array of shape (n_samples,)
+        Each sample's best-matching unit; samples with -1 (no observed value) are left out.
+    labels : array of shape (n_samples,)
+        Labels of any sortable type.
+    n_nodes : int
+        Number of nodes of the map.
+
+    Returns
+    -------
+    float
+        Between 0 and 1.  A node's majority label is its most frequent one, ties going to the
+        first in sorted order.
+
+    Raises
+    ------
+    ValueError
+        When ``labels`` and ``nodes`` differ in length.
+    """
     _, votes, codes = label_votes(nodes, labels, n_nodes)
     nodes = np.asarray(nodes).ravel()
     assigned = nodes >= 0

@@ -1,7 +1,10 @@
 """The functions dask maps over row chunks of a fitted map: BMUs, distances, quality.
 
-Each checks its chunk for NaN or inf (naming the place), prepares the weights once and runs the
-search of :mod:`dasksom.core.search`."""
+:func:`predict_chunk` gives each row's BMU, :func:`transform_chunk` its distance to every node,
+and :func:`evaluate_chunk` the terms of the quality measures (design.md section 7) and the hit
+counts, from one search.  Each checks its chunk for NaN or inf (naming the place), prepares the
+weights once (:func:`dasksom.core.metrics.prepare`) and runs the search of
+:mod:`dasksom.core.search`."""
 
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ from dasksom.core.sums import _bin_counts
 
 
 def _checked(chunk: Any, row_offset: int, nan_policy: str) -> Any:
+    """``chunk`` itself, once it is known to hold no value that ``nan_policy`` refuses."""
     find_nonfinite(chunk, row_offset, nan_policy).raise_if_any()
     return chunk
 
@@ -27,8 +31,30 @@ def predict_chunk(
 ) -> Any:
     """BMU index of every row of a chunk (numpy or cupy in, same out).
 
-    A row holding NaN or inf raises (naming the place), never gets node 0; under
-    ``nan_policy="ignore"`` a row with no observed value gets -1.
+    Parameters
+    ----------
+    chunk : array of shape (n, D), NumPy or CuPy
+        Rows of any numeric dtype.
+    weights : ndarray of shape (M, D)
+        The map's weights.
+    metric : {"euclidean", "cosine", "manhattan"}
+        A name in :data:`dasksom.core.metrics.METRICS`.
+    row_offset : int, default=0
+        Index of the chunk's first row in the whole array, for error messages.
+    nan_policy : {"raise", "ignore"}, default="raise"
+        ``"ignore"``: NaN marks a missing value and the search runs over the observed features.
+
+    Returns
+    -------
+    int64 array of shape (n,), in the chunk's array module
+        Ties go to the lowest node; under ``nan_policy="ignore"`` a row with no observed value
+        gets -1.
+
+    Raises
+    ------
+    ValueError
+        When a row holds NaN or inf (NaN only under ``nan_policy="raise"``), naming how many and
+        the first place: such a row never gets node 0.
     """
     x, mask, prepared = prepare(
         _checked(chunk, row_offset, nan_policy), weights, metric, nan_policy
@@ -39,7 +65,31 @@ def predict_chunk(
 def transform_chunk(
     chunk: Any, weights: np.ndarray, metric: str, row_offset: int = 0, nan_policy: str = "raise"
 ) -> Any:
-    """Distance of every row of a chunk to every node, ``(n, M)`` (numpy or cupy in, same out)."""
+    """Distance of every row of a chunk to every node (numpy or cupy in, same out).
+
+    Parameters
+    ----------
+    chunk : array of shape (n, D), NumPy or CuPy
+        Rows of any numeric dtype.
+    weights : ndarray of shape (M, D)
+        The map's weights.
+    metric : {"euclidean", "cosine", "manhattan"}
+        A name in :data:`dasksom.core.metrics.METRICS`; distances are in its own terms.
+    row_offset : int, default=0
+        Index of the chunk's first row in the whole array, for error messages.
+    nan_policy : {"raise", "ignore"}, default="raise"
+        ``"ignore"``: NaN marks a missing value and distances run over the observed features.
+
+    Returns
+    -------
+    array of shape (n, M), in the chunk's array module
+        NaN in the rows with no observed value.
+
+    Raises
+    ------
+    ValueError
+        When a row holds a value ``nan_policy`` refuses, as in :func:`predict_chunk`.
+    """
     x, mask, prepared = prepare(
         _checked(chunk, row_offset, nan_policy), weights, metric, nan_policy
     )
@@ -57,12 +107,35 @@ def evaluate_chunk(
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Everything a fitted map measures on one chunk, from one BMU search.
 
+    Parameters
+    ----------
+    chunk : array of shape (n, D), NumPy or CuPy
+        Rows of any numeric dtype.
+    weights : ndarray of shape (M, D)
+        The map's weights.
+    metric : {"euclidean", "cosine", "manhattan"}
+        Decides the BMUs; the quantization error's distances are Euclidean whatever the metric.
+    lattice : Lattice
+        The map's lattice, for the topographic error (design.md section 7).
+    row_offset : int, default=0
+        Index of the chunk's first row in the whole array, for error messages.
+    nan_policy : {"raise", "ignore"}, default="raise"
+        ``"ignore"``: NaN marks a missing value; everything is taken over the observed features.
+    keep_bmus : bool, default=False
+        Also return each row's BMU.
+
     Returns
     -------
-    totals : float64 host array ``[sum of BMU distances, topographic errors, rows assigned,
-        rows without values, hits of node 0 .. M-1]``, to be added over chunks
-    bmus : each row's best-matching unit as a host int64 array (-1: no observed value), or
-        None unless ``keep_bmus``
+    totals : float64 host array of shape (4 + M,)
+        ``[sum of BMU distances, topographic errors, rows assigned, rows without values, hits
+        of node 0 .. M-1]``, to be added over chunks.
+    bmus : host int64 array of shape (n,) or None
+        Each row's best-matching unit (-1: no observed value); None unless ``keep_bmus``.
+
+    Raises
+    ------
+    ValueError
+        When a row holds a value ``nan_policy`` refuses, as in :func:`predict_chunk`.
     """
     xp = array_module(chunk)
     x, mask, prepared = prepare(

@@ -1,4 +1,10 @@
-"""Initial weights (design.md section 6), computed out of core from a dask array."""
+"""Initial weights (design.md section 6), computed out of core from a dask array.
+
+:func:`initial_weights` dispatches on ``init``: ``"random"`` (uniform within each feature's
+range), ``"sample"`` (distinct rows), ``"pca"`` (:func:`pca_weights`, a grid over the first two
+principal components, :func:`principal_components`) or an array, checked before any data is read
+(:func:`check_init_array`).
+"""
 
 from __future__ import annotations
 
@@ -28,13 +34,28 @@ def initial_weights(
 
     Parameters
     ----------
-    data : dask array (N, D)
+    data : dask array of shape (N, D)
+        The training data.
     lattice : Lattice
+        The map the weights are for.
     init : {"random", "sample", "pca"} or array of shape (M, D)
-    rng : numpy Generator, the only source of randomness
-    nan_policy : "raise", or "ignore" where NaN marks a missing value: ranges and principal
-        components are taken over the observed values, and sampled rows have their missing
-        values filled with the feature's mean
+        How to start (design.md section 6); an array is checked by :func:`check_init_array`.
+    rng : numpy.random.Generator
+        The only source of randomness.
+    nan_policy : {"raise", "ignore"}, default="raise"
+        ``"ignore"`` where NaN marks a missing value: ranges and principal components are taken
+        over the observed values, and sampled rows have their missing values filled with the
+        feature's mean.
+
+    Returns
+    -------
+    ndarray of shape (M, D), float64
+
+    Raises
+    ------
+    ValueError
+        For an unknown ``init``, an array that does not fit, ``"sample"`` with fewer rows than
+        nodes, or ``"pca"`` on data holding values ``nan_policy`` refuses.
     """
     n_nodes, n_features = lattice.n_nodes, data.shape[1]
     check_init_array(init, lattice, n_features)
@@ -105,10 +126,23 @@ def check_init_array(init: Any, lattice: Lattice, n_features: int) -> None:
         )
 
 
-
 def locate_nonfinite(data: da.Array, count: int, nan_policy: str = "raise") -> NonFinite:
-    """Where the first value ``data`` may not hold is; an extra pass, taken only to report an
-    error (NaN or inf, or inf alone under ``nan_policy="ignore"``)."""
+    """Where the first value ``data`` may not hold is: an extra pass, taken only to report an error.
+
+    Parameters
+    ----------
+    data : dask array of shape (N, D)
+        The data found to hold ``count`` such values.
+    count : int
+        How many there are, for the report.
+    nan_policy : {"raise", "ignore"}, default="raise"
+        ``"raise"`` looks for NaN and inf, ``"ignore"`` (NaN marks a missing value) for inf alone.
+
+    Returns
+    -------
+    NonFinite
+        ``count`` and the ``(row, column)`` of the first such value.
+    """
     bad = da.isinf(data) if nan_policy == "ignore" else ~da.isfinite(data)
     flat = int(da.argmax(bad.ravel()).compute())
     return NonFinite(count, divmod(flat, data.shape[1]))
@@ -136,6 +170,7 @@ def _covariance(data: da.Array, nan_policy: str) -> tuple[np.ndarray, np.ndarray
 
 
 def _raise_on_nonfinite(data: da.Array, count: int, nan_policy: str) -> None:
+    """Raise ``ValueError`` for ``count`` values ``data`` may not hold, naming the first."""
     if count:
         locate_nonfinite(data, count, nan_policy).raise_if_any(data.shape[0])
 
@@ -143,7 +178,35 @@ def _raise_on_nonfinite(data: da.Array, count: int, nan_policy: str) -> None:
 def principal_components(
     data: da.Array, rng: np.random.Generator, nan_policy: str = "raise"
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Mean, first two principal axes (2, D) and their variances, in one pass over the data."""
+    """Mean, first two principal axes and their variances, in one pass over the data.
+
+    Up to :data:`MAX_COVARIANCE_FEATURES` features the ``D x D`` covariance is computed and
+    diagonalised; above, a randomized SVD of the centred data takes its place.
+
+    Parameters
+    ----------
+    data : dask array of shape (N, D)
+        The training data.
+    rng : numpy.random.Generator
+        Seeds the randomized SVD.
+    nan_policy : {"raise", "ignore"}, default="raise"
+        ``"ignore"``: NaN marks a missing value; the mean is taken over observed values and the
+        covariance over the pairs of features both observed (the SVD fills in the mean).
+
+    Returns
+    -------
+    mean : ndarray of shape (D,)
+    axes : ndarray of shape (2, D)
+        Unit vectors, each signed so that its largest component is positive; a zero second row
+        when the data has one feature.
+    variances : ndarray of shape (2,)
+        Variance along each axis, at least 0.
+
+    Raises
+    ------
+    ValueError
+        When the data holds values ``nan_policy`` refuses, naming how many and the first.
+    """
     n_rows, n_features = data.shape
     if n_features <= MAX_COVARIANCE_FEATURES:
         mean, cov = _covariance(data, nan_policy)
@@ -180,6 +243,26 @@ def pca_weights(
 
     The grid spans about plus/minus one standard deviation along each component, the map's
     longer side along the first component.
+
+    Parameters
+    ----------
+    data : dask array of shape (N, D)
+        The training data.
+    lattice : Lattice
+        The map; its node positions place the grid.
+    rng : numpy.random.Generator
+        Seeds the randomized SVD of wide data (see :func:`principal_components`).
+    nan_policy : {"raise", "ignore"}, default="raise"
+        As for :func:`principal_components`.
+
+    Returns
+    -------
+    ndarray of shape (M, D), float64
+
+    Raises
+    ------
+    ValueError
+        When the data holds values ``nan_policy`` refuses.
     """
     mean, axes, variances = principal_components(data, rng, nan_policy)
     pos = lattice.positions

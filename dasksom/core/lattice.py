@@ -1,8 +1,9 @@
 """Lattice geometry: node positions, lattice distances, neighbours (design.md section 1).
 
-Node ``k = r * width + c`` sits at row ``r`` and column ``c``.  Positions are ``(x, y)`` pairs:
-``(c, r)`` on the square lattice and ``(c + 0.5 * (r % 2), r * sqrt(3) / 2)`` on the hexagonal
-one.  With periodic boundaries the map is a torus and distances use the minimum image.
+One class, :class:`Lattice`.  Node ``k = r * width + c`` sits at row ``r`` and column ``c``.
+Positions are ``(x, y)`` pairs: ``(c, r)`` on the square lattice and
+``(c + 0.5 * (r % 2), r * sqrt(3) / 2)`` on the hexagonal one.  With periodic boundaries the map
+is a torus and distances use the minimum image.
 """
 
 from __future__ import annotations
@@ -26,11 +27,17 @@ class Lattice:
     ----------
     height, width : int
         Number of rows and columns; both at least 1.
-    topology : {"square", "hexagonal"}
+    topology : {"square", "hexagonal"}, default="hexagonal"
         Tiling of the map.
-    pbc : bool
+    pbc : bool, default=False
         Periodic boundary conditions: the map wraps into a torus.  A hexagonal torus needs an
         even ``height`` so that the row offsets line up across the seam.
+
+    Raises
+    ------
+    ValueError
+        When ``height`` or ``width`` is not an integer of at least 1, ``topology`` is unknown,
+        or a hexagonal torus has an odd ``height``.
     """
 
     height: int
@@ -56,6 +63,7 @@ class Lattice:
 
     @property
     def n_nodes(self) -> int:
+        """Number of nodes ``M = height * width``."""
         return self.height * self.width
 
     @cached_property
@@ -97,7 +105,19 @@ class Lattice:
         return float(self.width), self.height * self.row_height
 
     def wrap(self, dx: np.ndarray, dy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Position differences, reduced to the minimum image when the map is periodic."""
+        """Position differences, reduced to the minimum image when the map is periodic.
+
+        Parameters
+        ----------
+        dx, dy : ndarray
+            Differences of ``x`` and of ``y`` positions, of any one shape.
+
+        Returns
+        -------
+        dx, dy : ndarray
+            Unchanged without ``pbc``; else wrapped into ``[-W/2, W/2]`` and ``[-H/2, H/2]``
+            with ``(W, H)`` the :attr:`extent`.
+        """
         if not self.pbc:
             return dx, dy
         size_x, size_y = self.extent
@@ -106,7 +126,18 @@ class Lattice:
         return dx, dy
 
     def distances_from(self, nodes: np.ndarray | int) -> np.ndarray:
-        """Lattice distances from each node in ``nodes`` to every node, shape ``(len, M)``."""
+        """Lattice distances from each node in ``nodes`` to every node.
+
+        Parameters
+        ----------
+        nodes : int or int array of shape (n,)
+            Node indices.
+
+        Returns
+        -------
+        ndarray of shape (n, M)
+            One row per node of ``nodes`` (one row for an int).
+        """
         nodes = np.atleast_1d(np.asarray(nodes))
         pos = self.positions
         dx, dy = self.wrap(
@@ -115,17 +146,43 @@ class Lattice:
         return np.sqrt(dx**2 + dy**2)
 
     def distance_matrix(self) -> np.ndarray:
-        """Dense ``(M, M)`` lattice distances.  Meant for small maps and for tests."""
+        """Dense ``(M, M)`` lattice distances.  Meant for small maps and for tests.
+
+        Returns
+        -------
+        ndarray of shape (M, M)
+        """
         return self.distances_from(np.arange(self.n_nodes))
 
     def pair_distances(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        """Lattice distance between nodes ``a[i]`` and ``b[i]`` for every ``i``."""
+        """Lattice distance between nodes ``a[i]`` and ``b[i]`` for every ``i``.
+
+        Parameters
+        ----------
+        a, b : int arrays of one shape
+            Node indices.
+
+        Returns
+        -------
+        ndarray shaped like ``a``
+        """
         pos = self.positions
         dx, dy = self.wrap(pos[b, 0] - pos[a, 0], pos[b, 1] - pos[a, 1])
         return np.sqrt(dx**2 + dy**2)
 
     def neighbors(self, node: int) -> np.ndarray:
-        """Nodes at lattice distance 1 from ``node`` (inside the map: 4 square, 6 hexagonal)."""
+        """Nodes at lattice distance 1 from ``node`` (inside the map: 4 square, 6 hexagonal).
+
+        Parameters
+        ----------
+        node : int
+            A node index.
+
+        Returns
+        -------
+        int array
+            The nodes within :data:`NEIGHBOR_DISTANCE` of ``node``, in increasing order.
+        """
         d = self.distances_from(node)[0]
         (found,) = np.nonzero((d > 0) & (d <= NEIGHBOR_DISTANCE))
         return found
@@ -166,6 +223,13 @@ class Lattice:
         return a, b
 
     def to_dict(self) -> dict:
+        """The four settings as JSON types: ``Lattice(**lattice.to_dict())`` rebuilds the map.
+
+        Returns
+        -------
+        dict
+            ``height``, ``width``, ``topology`` and ``pbc``.
+        """
         return {
             "height": int(self.height),
             "width": int(self.width),

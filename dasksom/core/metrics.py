@@ -1,7 +1,10 @@
-"""Distances between rows and prototypes (design.md 5): one registry, :data:`METRICS`.
+"""Distances between rows and prototypes (design.md section 5): one registry, :data:`METRICS`.
 
 Adding a metric means adding one :class:`Metric` class there; validation, the BMU search,
-``transform`` and the command line's choices all read the table."""
+``transform`` and the command line's choices all read the table.  A metric turns the weights
+into :class:`PreparedWeights` once per chunk, and :func:`prepare` makes a chunk ready for the
+search: its compute type (float64 where float32 could overflow, :func:`float32_limit`), its
+missing values and the rounding of the product (:mod:`dasksom.core.precision`)."""
 
 from __future__ import annotations
 
@@ -22,12 +25,34 @@ def float32_limit(n_features: int) -> float:
     """The largest magnitude whose products and squared norms stay within float32.
 
     ``x . w`` and ``||w||^2`` stay below ``D * a^2`` for values of magnitude at most ``a``.
+
+    Parameters
+    ----------
+    n_features : int
+        ``D``, the length of the products.
+
+    Returns
+    -------
+    float
+        ``sqrt(float32 max / (4 D))``: a factor 4 of headroom.
     """
     return float(np.sqrt(np.finfo(np.float32).max / (4.0 * max(1, n_features))))
 
 
 def largest_magnitude(x: Any, weights: Any) -> float:
-    """The largest absolute value of the chunk and of the weights."""
+    """The largest absolute value of the chunk and of the weights.
+
+    Parameters
+    ----------
+    x : array of shape (n, D), NumPy or CuPy
+        The chunk (may be empty).
+    weights : array-like of shape (M, D)
+        The weights.
+
+    Returns
+    -------
+    float
+    """
     # max and min rather than abs(): no temporary the size of the chunk.
     largest = max(float(x.max()), -float(x.min())) if x.size else 0.0
     return max(largest, float(np.abs(weights).max(initial=0.0)))
@@ -35,7 +60,22 @@ def largest_magnitude(x: Any, weights: Any) -> float:
 
 @dataclass
 class PreparedWeights:
-    """Weights in the form a metric's BMU search needs, built once per chunk."""
+    """Weights in the form a metric's BMU search needs, built once per chunk.
+
+    Attributes
+    ----------
+    metric : Metric
+        The metric that built them.
+    weights : array of shape (M, D)
+        In the chunk's array module and compute dtype.
+    scoring : array of shape (D, M) or None
+        The product's right operand, rounded to ``precision``; None when the metric's scores
+        are not a product.
+    offsets : array of shape (M,) or None
+        Subtracted from the product's scores, or None.
+    precision : Precision, default=PRECISIONS["exact"]
+        How the product rounds its operands.
+    """
 
     metric: Metric
     weights: Any  # (M, D), chunk's array module and compute dtype
@@ -48,7 +88,31 @@ class PreparedWeights:
         cls, weights: Any, metric: str, xp: Any, dtype: Any, precision: str = "exact"
     ) -> PreparedWeights:
         """Weights ``(M, D)`` in the array module ``xp`` and float type ``dtype``, with the
-        product's operand rounded to ``precision`` (a name in :data:`PRECISIONS`)."""
+        product's operand rounded to ``precision``.
+
+        Parameters
+        ----------
+        weights : array-like of shape (M, D)
+            The map's weights.
+        metric : {"euclidean", "cosine", "manhattan"}
+            A name in :data:`METRICS`.
+        xp : module
+            ``numpy`` or ``cupy``, the chunk's array module.
+        dtype : numpy dtype
+            The chunk's compute dtype.
+        precision : {"exact", "tf32", "bfloat16", "float16"}, default="exact"
+            A name in :data:`~dasksom.core.precision.PRECISIONS`; a metric whose scores are no
+            product ignores it.
+
+        Returns
+        -------
+        PreparedWeights
+
+        Raises
+        ------
+        ValueError
+            For an unknown ``metric`` or ``precision``.
+        """
         prepared = get_metric(metric).prepare(xp.asarray(weights, dtype=dtype), xp)
         chosen = get_precision(precision)
         if chosen.exact or prepared.scoring is None:
@@ -65,14 +129,36 @@ class PreparedWeights:
 
     @property
     def n_nodes(self) -> int:
+        """Number of nodes ``M``."""
         return self.weights.shape[0]
 
     def widen(self, block: Any) -> Any:
-        """A row block of the data in the compute dtype (a no-op unless stored narrow)."""
+        """A row block of the data in the compute dtype (a no-op unless stored narrow).
+
+        Parameters
+        ----------
+        block : array of shape (rows, D)
+            Rows of the chunk, as :func:`prepare` left them.
+
+        Returns
+        -------
+        array of shape (rows, D)
+            In the weights' dtype; ``block`` itself when it already is.
+        """
         return block.astype(self.weights.dtype, copy=False)
 
     def product(self, block: Any) -> Any:
-        """``block @ scoring`` in the chosen precision: ``(rows, M)`` scores before offsets."""
+        """``block @ scoring`` in the chosen precision: the scores before offsets.
+
+        Parameters
+        ----------
+        block : array of shape (rows, D)
+            Rows in the compute dtype.
+
+        Returns
+        -------
+        array of shape (rows, M)
+        """
         return self.precision.matmul(self.precision.operand(block), self.scoring)
 
 
@@ -88,31 +174,98 @@ class Metric:
     uses_product = True
 
     def prepare(self, weights: Any, xp: Any) -> PreparedWeights:
-        """The weights in the form :meth:`scores` needs (computed once per chunk)."""
+        """The weights in the form :meth:`scores` needs (computed once per chunk).
+
+        Parameters
+        ----------
+        weights : array of shape (M, D)
+            In the chunk's array module and compute dtype.
+        xp : module
+            That array module.
+
+        Returns
+        -------
+        PreparedWeights
+            Exact; :meth:`PreparedWeights.build` rounds it to a precision.
+        """
         raise NotImplementedError
 
     def scores(self, block: Any, prepared: PreparedWeights, mask: Any = None) -> Any:
         """``(rows, M)`` scores of a row block, higher is closer.
 
-        ``mask`` (rows x D, or None when every value is observed) marks the observed values;
-        missing ones are zero in ``block`` and take no part in the distance.
+        Parameters
+        ----------
+        block : array of shape (rows, D)
+            Rows in the compute dtype (see :meth:`PreparedWeights.widen`).
+        prepared : PreparedWeights
+            From :meth:`prepare`.
+        mask : bool array of shape (rows, D) or None, default=None
+            Marks the observed values; missing ones are zero in ``block`` and take no part in
+            the distance.  None when every value is observed.
+
+        Returns
+        -------
+        array of shape (rows, M)
         """
         raise NotImplementedError
 
     def search_scores(self, block: Any, prepared: PreparedWeights, mask: Any = None) -> Any:
-        """``(scores, offsets)``: the BMU of a row is the column of its highest
-        ``scores - offsets`` (offsets None: of its highest score).
+        """Scores and offsets whose difference the BMU search maximises.
 
         Kept apart so that a GPU subtracts and searches in one pass over the scores.
+
+        Parameters
+        ----------
+        block : array of shape (rows, D)
+            Rows in the compute dtype.
+        prepared : PreparedWeights
+            From :meth:`prepare`.
+        mask : bool array of shape (rows, D) or None, default=None
+            Marks the observed values, as for :meth:`scores`.
+
+        Returns
+        -------
+        scores : array of shape (rows, M)
+            May be overwritten by the search.
+        offsets : array of shape (M,) or None
+            The BMU of a row is the column of its highest ``scores - offsets`` (offsets None:
+            of its highest score).
         """
         return self.scores(block, prepared, mask), None
 
     def distances(self, block: Any, scores: Any) -> Any:
-        """``(rows, M)`` distances of a row block from its :meth:`scores`."""
+        """``(rows, M)`` distances of a row block from its :meth:`scores`.
+
+        Parameters
+        ----------
+        block : array of shape (rows, D)
+            The rows the scores were computed for.
+        scores : array of shape (rows, M)
+            Their :meth:`scores`.
+
+        Returns
+        -------
+        array of shape (rows, M)
+            In the metric's own terms.
+        """
         raise NotImplementedError
 
     def block_rows(self, n_nodes: int, n_features: int) -> int:
-        """Rows per block: one ``rows x M`` score matrix of :data:`SCORE_BLOCK_ELEMENTS`."""
+        """Rows per block of the search on CPUs.
+
+        Parameters
+        ----------
+        n_nodes : int
+            Nodes of the map.
+        n_features : int
+            Features of a row.
+
+        Returns
+        -------
+        int
+            This default: one ``rows x M`` score matrix of
+            :data:`~dasksom.backends.arrays.SCORE_BLOCK_ELEMENTS`, and at least 64 rows.
+        """
         return max(64, arrays.SCORE_BLOCK_ELEMENTS // max(1, n_nodes))
 
 
@@ -197,6 +350,8 @@ class Manhattan(Metric):
         return -scores
 
     def block_rows(self, n_nodes: int, n_features: int) -> int:
+        """Rows per block: one difference tensor of about :data:`MANHATTAN_BLOCK_ELEMENTS`, at most
+        256 rows, on CPUs and GPUs alike."""
         return max(1, min(256, MANHATTAN_BLOCK_ELEMENTS // max(1, n_nodes * n_features)))
 
 
@@ -204,7 +359,22 @@ METRICS: dict[str, Metric] = {m.name: m for m in (Euclidean(), Cosine(), Manhatt
 
 
 def get_metric(name: str) -> Metric:
-    """The :class:`Metric` called ``name``; ``ValueError`` naming the choices otherwise."""
+    """The :class:`Metric` called ``name``.
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`METRICS`.
+
+    Returns
+    -------
+    Metric
+
+    Raises
+    ------
+    ValueError
+        When ``name`` is not one, naming the choices.
+    """
     if not isinstance(name, str) or name not in METRICS:
         raise ValueError(f"Unknown metric {name!r}; choose one of {', '.join(METRICS)}.")
     return METRICS[name]
@@ -215,11 +385,36 @@ def prepare(
 ) -> tuple[Any, Any, PreparedWeights]:
     """A chunk made ready for the search: ``(x, mask, prepared weights)``.
 
-    ``x`` is the chunk in its compute dtype (float64 where float32 could overflow), or as it is
-    when stored narrow (:func:`is_narrow`; blocks are widened by :meth:`PreparedWeights.widen`),
-    with missing values (NaN, under ``nan_policy="ignore"``) set to zero; ``mask`` marks the
-    observed values, or is None when the chunk misses none.  ``precision`` (a name in
-    :data:`PRECISIONS`) rounds the search's product; values it cannot hold are refused.
+    Parameters
+    ----------
+    chunk : array of shape (n, D), NumPy or CuPy
+        Rows of any numeric dtype, already checked for values the data may not hold.
+    weights : array-like of shape (M, D)
+        The map's weights.
+    metric : {"euclidean", "cosine", "manhattan"}
+        A name in :data:`METRICS`.
+    nan_policy : {"raise", "ignore"}, default="raise"
+        ``"ignore"``: NaN marks a missing value.
+    precision : {"exact", "tf32", "bfloat16", "float16"}, default="exact"
+        Rounding of the search's product (see :mod:`dasksom.core.precision`).
+
+    Returns
+    -------
+    x : array of shape (n, D)
+        The chunk in its compute dtype (float64 where float32 could overflow), or as it is
+        when stored narrow (:func:`~dasksom.backends.arrays.is_narrow`; blocks are widened by
+        :meth:`PreparedWeights.widen`), with missing values (NaN, under
+        ``nan_policy="ignore"``) set to zero.
+    mask : bool array of shape (n, D) or None
+        Marks the observed values; None when the chunk misses none.
+    prepared : PreparedWeights
+        The weights in ``x``'s array module and compute dtype.
+
+    Raises
+    ------
+    ValueError
+        When a narrow ``precision`` cannot hold the data's or the weights' largest value, or
+        for an unknown ``metric`` or ``precision``.
     """
     xp = array_module(chunk)
     dtype = compute_dtype(chunk.dtype)

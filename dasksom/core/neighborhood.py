@@ -1,8 +1,9 @@
-"""Neighbourhood functions and the smoothing step ``H @ S`` of the batch update (design.md 2, 4).
+"""Neighbourhood functions and the smoothing step ``H @ S`` of the batch update.
 
-``H[j, k] = h(d(j, k))`` with ``d`` the lattice distance.  :func:`smooth` applies ``H`` to the
-per-node partial sums once per epoch.  Small maps use the dense matrix.  Larger ones use the
-lattice's structure and never hold an ``M x M`` array (a 256 x 256 map would need 34 GB):
+``H[j, k] = h(d(j, k))`` with ``d`` the lattice distance and ``h`` one of design.md section 2's
+functions; the update is section 4's.  :func:`smooth` applies ``H`` to the per-node partial
+sums once per epoch.  Small maps use the dense matrix.  Larger ones use the lattice's
+structure and never hold an ``M x M`` array (a 256 x 256 map would need 34 GB):
 
 - ``gaussian`` factorises over the axes, ``h = gx(dx) * gy(dy)``; the minimum image is taken per
   axis, so it factorises on a torus too.  Along the columns the kernel depends on the row
@@ -46,6 +47,18 @@ def inside_bubble(d: np.ndarray, sigma: float) -> np.ndarray:
 
     Hexagonal rows sit ``sqrt(3) / 2`` apart, which floats cannot hold exactly: neighbours meant
     to be at distance 1 come out at ``1 + 2e-16`` for some rows.
+
+    Parameters
+    ----------
+    d : ndarray
+        Lattice distances.
+    sigma : float
+        The radius.
+
+    Returns
+    -------
+    bool ndarray shaped like ``d``
+        ``d <= sigma * (1 + BUBBLE_SLACK)``.
     """
     return d <= sigma * (1.0 + BUBBLE_SLACK)
 
@@ -56,7 +69,19 @@ class Neighborhood:
     name: str
 
     def weights(self, d: np.ndarray, sigma: float) -> np.ndarray:
-        """``h(d)`` for lattice distances ``d`` and radius ``sigma`` (design.md section 2)."""
+        """``h(d)`` for lattice distances ``d`` and radius ``sigma`` (design.md section 2).
+
+        Parameters
+        ----------
+        d : array-like
+            Lattice distances.
+        sigma : float
+            The radius, positive.
+
+        Returns
+        -------
+        float ndarray shaped like ``d``
+        """
         raise NotImplementedError
 
     def structured(self, lattice: Lattice, geometry: _Geometry, sigma: float) -> _StructuredSums:
@@ -64,6 +89,20 @@ class Neighborhood:
 
         This default is exact for any ``h`` and holds ``H`` one block of rows at a time: memory
         stays bounded, time grows as ``M^2``.  Kinds with structure override it.
+
+        Parameters
+        ----------
+        lattice : Lattice
+            The map.
+        geometry : _Geometry
+            Its offsets split by axis (``_Geometry.of(lattice)``).
+        sigma : float
+            The radius.
+
+        Returns
+        -------
+        _StructuredSums
+            Its ``apply`` takes ``(height, width, K)`` float64 blocks and gives ``H @ block``.
         """
         return _RowBlockSums(lattice, self, sigma)
 
@@ -114,7 +153,22 @@ NEIGHBORHOODS: dict[str, Neighborhood] = {n.name: n for n in (Gaussian(), Bubble
 
 
 def get_neighborhood(name: str) -> Neighborhood:
-    """The :class:`Neighborhood` called ``name``; ``ValueError`` naming the choices otherwise."""
+    """The :class:`Neighborhood` called ``name``.
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`NEIGHBORHOODS`.
+
+    Returns
+    -------
+    Neighborhood
+
+    Raises
+    ------
+    ValueError
+        When ``name`` is not one, naming the choices.
+    """
     if not isinstance(name, str) or name not in NEIGHBORHOODS:
         raise ValueError(
             f"Unknown neighborhood {name!r}; choose one of {', '.join(NEIGHBORHOODS)}."
@@ -123,16 +177,51 @@ def get_neighborhood(name: str) -> Neighborhood:
 
 
 def neighborhood_weights(d: np.ndarray, sigma: float, kind: str) -> np.ndarray:
-    """``h(d)`` of the neighbourhood ``kind`` for lattice distances ``d`` and radius ``sigma``."""
+    """``h(d)`` of the neighbourhood ``kind`` for lattice distances ``d`` and radius ``sigma``.
+
+    Parameters
+    ----------
+    d : array-like
+        Lattice distances.
+    sigma : float
+        The radius, positive.
+    kind : {"gaussian", "bubble", "mexican_hat"}
+        A name in :data:`NEIGHBORHOODS`.
+
+    Returns
+    -------
+    float ndarray shaped like ``d``
+
+    Raises
+    ------
+    ValueError
+        For an unknown ``kind``.
+    """
     return get_neighborhood(kind).weights(d, sigma)
 
 
 def _gauss(d: np.ndarray, sigma: float) -> np.ndarray:
+    """The Gaussian's ``h`` of ``d``: one axis's factor of the separable kinds."""
     return NEIGHBORHOODS["gaussian"].weights(d, sigma)
 
 
 def neighborhood_matrix(lattice: Lattice, sigma: float, kind: str) -> np.ndarray:
-    """Dense ``(M, M)`` matrix ``H``; ``M x M`` memory, so for small maps and for tests."""
+    """Dense ``(M, M)`` matrix ``H``; ``M x M`` memory, so for small maps and for tests.
+
+    Parameters
+    ----------
+    lattice : Lattice
+        The map.
+    sigma : float
+        The radius.
+    kind : {"gaussian", "bubble", "mexican_hat"}
+        A name in :data:`NEIGHBORHOODS`.
+
+    Returns
+    -------
+    ndarray of shape (M, M)
+        ``H[j, k] = h(d(j, k))``.
+    """
     return neighborhood_weights(lattice.distance_matrix(), sigma, kind)
 
 
@@ -140,8 +229,28 @@ def smooth(lattice: Lattice, values: Any, sigma: float, kind: str) -> Any:
     """``H @ values`` for ``values`` of shape ``(M, K)`` (or ``(M,)``), in float64.
 
     Maps of up to :data:`DENSE_MAX_NODES` nodes use the dense matrix, larger ones
-    :func:`structured_smooth`, which needs memory of the order of ``values`` only.  NumPy
-    values give a NumPy result, CuPy values a CuPy one, computed on their GPU.
+    :func:`structured_smooth`, which needs memory of the order of ``values`` only.
+
+    Parameters
+    ----------
+    lattice : Lattice
+        The map.
+    values : array of shape (M, K) or (M,), NumPy or CuPy
+        One row per node, in node order.
+    sigma : float
+        The radius.
+    kind : {"gaussian", "bubble", "mexican_hat"}
+        A name in :data:`NEIGHBORHOODS`.
+
+    Returns
+    -------
+    array shaped like ``values``
+        NumPy values give a NumPy result, CuPy values a CuPy one, computed on their GPU.
+
+    Raises
+    ------
+    ValueError
+        When ``values`` does not have one row per node, or for an unknown ``kind``.
     """
     if lattice.n_nodes <= DENSE_MAX_NODES:
         _check_values(lattice, values)
@@ -155,11 +264,13 @@ def structured_smooth(lattice: Lattice, values: Any, sigma: float, kind: str) ->
     Parameters
     ----------
     lattice : Lattice
+        The map.
     values : array of shape (M, K) or (M,), NumPy or CuPy
         One row per node, in node order ``k = r * width + c``.
     sigma : float
         Neighbourhood radius.
     kind : {"gaussian", "bubble", "mexican_hat"}
+        A name in :data:`NEIGHBORHOODS`.
 
     Returns
     -------
@@ -167,6 +278,11 @@ def structured_smooth(lattice: Lattice, values: Any, sigma: float, kind: str) ->
         Equal to ``neighborhood_matrix(lattice, sigma, kind) @ values`` up to rounding; the
         ``bubble`` neighbourhood decides membership with the same floating-point expression
         as the dense matrix.  Cost ``O(H W^2 K + H^2 W K)``.
+
+    Raises
+    ------
+    ValueError
+        When ``values`` does not have one row per node, or for an unknown ``kind``.
     """
     neighborhood = get_neighborhood(kind)
     _check_values(lattice, values)
@@ -195,6 +311,7 @@ def structured_smooth(lattice: Lattice, values: Any, sigma: float, kind: str) ->
 
 
 def _check_values(lattice: Lattice, values: np.ndarray) -> None:
+    """Refuse ``values`` without one row per node of ``lattice``."""
     if np.ndim(values) not in (1, 2) or np.shape(values)[0] != lattice.n_nodes:
         raise ValueError(
             f"values must have shape (M, K) or (M,) with M = {lattice.n_nodes} nodes, got "
@@ -410,4 +527,5 @@ def _on(xp: Any, rows: slice | np.ndarray) -> Any:
 
 
 def _shift(rows: slice, shift: int) -> slice:
+    """The slice ``rows`` moved by ``shift`` rows."""
     return slice(rows.start + shift, rows.stop + shift, rows.step)

@@ -1,6 +1,6 @@
 """Precision of the BMU search's products: exact, TF32, bfloat16 or float16 operands.
 
-Finding best-matching units is one large product per row block (design.md 5), and on GPUs
+Finding best-matching units is one large product per row block (design.md section 5), and on GPUs
 with tensor cores that product runs several times faster with narrow operands.  A
 :class:`Precision` says how the two operands are rounded before they are multiplied:
 
@@ -72,10 +72,21 @@ class Precision:
 
     @property
     def exact(self) -> bool:
+        """Whether operands keep the data's own type (``"exact"``)."""
         return self.fraction_bits is None
 
     def round(self, x: Any) -> Any:
-        """The float32 values that ``x`` becomes in this format (``x`` itself when exact)."""
+        """The float32 values that ``x`` becomes in this format (``x`` itself when exact).
+
+        Parameters
+        ----------
+        x : array, NumPy or CuPy
+            Finite values.
+
+        Returns
+        -------
+        float32 array shaped like ``x``, in its array module
+        """
         if self.exact:
             return x
         xp = _array_module(x)
@@ -89,6 +100,16 @@ class Precision:
 
         bfloat16 operands on CuPy are held as their 16-bit patterns in a ``uint16`` array;
         TF32 operands stay float32 (the tensor cores round them).
+
+        Parameters
+        ----------
+        x : array, NumPy or CuPy
+            A row block or the weights' scoring operand.
+
+        Returns
+        -------
+        array shaped like ``x``, in its array module
+            ``x`` itself when exact.
         """
         if self.exact:
             return x
@@ -103,11 +124,36 @@ class Precision:
         return x.astype(np.float32, copy=False)
 
     def product_dtype(self, dtype: Any) -> np.dtype:
-        """Type of the product's result for operands widened from ``dtype``."""
+        """Type of the product's result for operands widened from ``dtype``.
+
+        Parameters
+        ----------
+        dtype : numpy dtype
+            The compute dtype.
+
+        Returns
+        -------
+        numpy.dtype
+            ``dtype`` when exact, else float32.
+        """
         return np.dtype(dtype) if self.exact else np.dtype(np.float32)
 
     def matmul(self, a: Any, b: Any) -> Any:
-        """``a @ b`` for operands made by :meth:`operand`: ``(rows, D) @ (D, M)``."""
+        """``a @ b`` for operands made by :meth:`operand`: ``(rows, D) @ (D, M)``.
+
+        Parameters
+        ----------
+        a : array of shape (rows, D)
+            The row block's operand.
+        b : array of shape (D, M)
+            The weights' operand.
+
+        Returns
+        -------
+        array of shape (rows, M)
+            NumPy's product on NumPy operands; on CuPy one cuBLAS ``gemmEx`` call with a
+            float32 result unless exact.
+        """
         if self.exact or _array_module(a) is np:
             return a @ b
         return _device_gemm(a, b, self)
@@ -115,8 +161,18 @@ class Precision:
     def check_range(self, largest: float, product_limit: float = math.inf) -> None:
         """Refuse values that this format cannot hold.
 
-        ``largest`` is the data's and the weights' largest magnitude; ``product_limit`` the
-        largest whose products stay within float32, where a narrow product accumulates.
+        Parameters
+        ----------
+        largest : float
+            The data's and the weights' largest magnitude.
+        product_limit : float, default=math.inf
+            The largest magnitude whose products stay within float32, where a narrow product
+            accumulates (:func:`dasksom.core.metrics.float32_limit`).
+
+        Raises
+        ------
+        ValueError
+            When a narrow format cannot hold ``largest``, saying what to do instead.
         """
         limit = min(self.largest, product_limit)
         if self.exact or largest <= limit:
@@ -141,13 +197,29 @@ PRECISIONS: dict[str, Precision] = {
 
 
 def get_precision(name: str) -> Precision:
-    """The :class:`Precision` called ``name``; ``ValueError`` naming the choices otherwise."""
+    """The :class:`Precision` called ``name``.
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`PRECISIONS`.
+
+    Returns
+    -------
+    Precision
+
+    Raises
+    ------
+    ValueError
+        When ``name`` is not one, naming the choices.
+    """
     if not isinstance(name, str) or name not in PRECISIONS:
         raise ValueError(f"Unknown precision {name!r}; choose one of {', '.join(PRECISIONS)}.")
     return PRECISIONS[name]
 
 
 def _array_module(x: Any) -> Any:
+    """:func:`dasksom.backends.arrays.array_module`, imported when first needed."""
     from dasksom.backends.arrays import array_module
 
     return array_module(x)
@@ -159,6 +231,17 @@ def round_fraction_bits(x: Any, bits: int) -> Any:
     Works on the bit patterns, so it is exact and runs the same on NumPy and CuPy.  Finite
     values only (the data has been checked); a value that rounds past float32's largest
     becomes inf, as in hardware.
+
+    Parameters
+    ----------
+    x : array, NumPy or CuPy
+        Values, converted to float32 first.
+    bits : int
+        Fraction bits to keep, fewer than float32's 23.
+
+    Returns
+    -------
+    float32 array shaped like ``x``
     """
     xp = _array_module(x)
     dropped = FLOAT32_FRACTION_BITS - bits
@@ -170,7 +253,17 @@ def round_fraction_bits(x: Any, bits: int) -> Any:
 
 
 def bfloat16_bits(x: Any) -> Any:
-    """The bfloat16 bit patterns (``uint16``) of float32 ``x``, rounded to nearest even."""
+    """The bfloat16 bit patterns of float32 ``x``, rounded to nearest, ties to even.
+
+    Parameters
+    ----------
+    x : array, NumPy or CuPy
+        Finite values.
+
+    Returns
+    -------
+    uint16 array shaped like ``x``
+    """
     rounded = round_fraction_bits(x, 7)
     return (rounded.view(np.uint32) >> np.uint32(16)).astype(np.uint16)
 
@@ -192,6 +285,23 @@ def gemm_arguments(a_shape: tuple[int, int], b_shape: tuple[int, int]) -> dict[s
     ``C^T = B^T A^T`` is computed with no transposition: ``m = M``, ``n = rows``, ``k = D``,
     the first operand ``B`` (leading dimension ``M``), the second ``A`` (leading dimension
     ``D``), and ``C`` written as ``(M, rows)`` column-major, which is ``(rows, M)`` row-major.
+
+    Parameters
+    ----------
+    a_shape : (int, int)
+        ``(rows, D)``.
+    b_shape : (int, int)
+        ``(D, M)``.
+
+    Returns
+    -------
+    dict
+        ``m``, ``n``, ``k``, ``lda``, ``ldb`` and ``ldc``.
+
+    Raises
+    ------
+    ValueError
+        When the inner dimensions differ.
     """
     rows, depth = a_shape
     depth_b, n_nodes = b_shape

@@ -1,4 +1,7 @@
-"""Radius schedules: how the neighbourhood radius ``sigma`` shrinks over epochs (design.md 3)."""
+"""Radius schedules: how the neighbourhood radius ``sigma`` shrinks over epochs.
+
+simpsom's exponential schedule is design.md section 3; explicit ``(start, end)`` schedules and
+the radius of tiny maps are dasksom's own (docs/design.md, "Implementation notes")."""
 
 from __future__ import annotations
 
@@ -24,17 +27,23 @@ def radius_schedule(
         Map size; simpsom's start radius is ``max(height, width) / 2``.
     epochs : int
         Number of epochs ``E``.
-    sigma : None, float or (float, float)
+    sigma : None, float or (float, float), default=None
         ``None``: simpsom's schedule, ``s0 = max(height, width) / 2``,
         ``s_t = s0 * exp(-t / tau)`` with ``tau = E / ln(s0)``.  A float sets ``s0`` and keeps
         that decay.  A pair ``(start, end)`` decays from ``start`` at the first epoch to
         ``end`` at the last one, exponentially (geometric steps) or linearly.
-    decay : {"exponential", "linear"}
+    decay : {"exponential", "linear"}, default="exponential"
         Shape of the decay between an explicit ``(start, end)`` pair.
 
     Returns
     -------
     numpy.ndarray of shape ``(epochs,)``
+        A start radius of at most 1 stays put: simpsom's ``tau`` is undefined there.
+
+    Raises
+    ------
+    ValueError
+        For an unknown ``decay``, or a radius that is not positive and finite.
     """
     if decay not in DECAYS:
         raise ValueError(f"Unknown sigma decay {decay!r}; choose one of {', '.join(DECAYS)}.")
@@ -58,5 +67,6 @@ def radius_schedule(
 
 
 def _check_radius(value: float, name: str) -> None:
+    """Refuse a radius that is not positive and finite, calling it ``name``."""
     if not np.isfinite(value) or value <= 0:
         raise ValueError(f"{name} must be a positive finite radius, got {value!r}.")

@@ -1,18 +1,19 @@
-"""Per-chunk array kernels: best-matching units and batch-SOM partial sums (design.md 4-5).
+"""The best-matching-unit search over one chunk, in row blocks (design.md section 5).
 
 Every function takes a NumPy or a CuPy chunk and computes with that chunk's array module, so the
 same code runs on CPU workers and on GPUs.  Work on ``n`` rows is done in row blocks, so a chunk
 never holds more than one ``block x M`` score matrix whatever its size, and no ``n x M`` matrix is
-built for the whole chunk.  Results that leave a chunk (:class:`PartialSums`) are small: they do
-not grow with the number of rows.
+built for the whole chunk, but the one :func:`node_distances` returns.  Rows per block
+follow the metric's rule on CPUs and the device's free memory on GPUs (:func:`block_rows`); on a
+GPU the search's last step, subtracting the offsets and taking each row's best column, is one
+fused kernel (:func:`best_columns`).
 
-With ``nan_policy="ignore"`` NaN marks a missing value: a row's BMU is found over its observed
-features and the sums count each feature over the rows that observe it (design.md, "Missing
-values").  Rows with no observed value are counted, never assigned.
+With ``nan_policy="ignore"`` NaN marks a missing value (zero in the chunk, with a mask of the
+observed values): a row's BMU is found over its observed features (docs/design.md, "Missing
+values"), and a row with no observed value gets -1.
 
-Distances are entries of :data:`METRICS`, a table of :class:`Metric` objects: adding a metric
-means adding one class there; validation, the BMU search, ``transform`` and the command line's
-choices all read the table.
+The scores are the metrics' of :mod:`dasksom.core.metrics`; the partial sums built from the BMUs
+are in :mod:`dasksom.core.sums`.
 """
 
 from __future__ import annotations
@@ -45,16 +46,21 @@ def best_matching_units(
 
     Parameters
     ----------
-    x : array of shape (n, D), numpy or cupy, already in the compute dtype
+    x : array of shape (n, D), numpy or cupy
+        Already in the compute dtype, or stored narrow (see
+        :func:`dasksom.core.metrics.prepare`).
     prepared : PreparedWeights
-    second : bool
+        The weights, prepared for ``x``'s array module and dtype.
+    second : bool, default=False
         Also return the second-best unit of every row (for the topographic error).
-    mask : None, or bool array of shape (n, D) marking observed values (missing ones are 0
-        in ``x``); a row with no observed value gets -1.
+    mask : bool array of shape (n, D) or None, default=None
+        Marks the observed values (missing ones are 0 in ``x``); a row with no observed value
+        gets -1.  None when every value is observed.
 
     Returns
     -------
     best, or (best, second_best) : int64 arrays of shape (n,)
+        In ``x``'s array module.
     """
     xp = array_module(x)
     n_rows = x.shape[0]
@@ -85,8 +91,19 @@ def best_matching_units(
 def best_columns(scores: Any, offsets: Any = None) -> Any:
     """Column of the highest ``scores - offsets`` in every row; ties go to the lowest column.
 
-    ``scores`` may be overwritten.  On a GPU one fused kernel subtracts and searches in a
-    single pass over the scores.
+    On a GPU one fused kernel subtracts and searches in a single pass over the scores.
+
+    Parameters
+    ----------
+    scores : array of shape (rows, M), NumPy or CuPy
+        May be overwritten.
+    offsets : array of shape (M,) or None, default=None
+        Subtracted from every row; None subtracts nothing.
+
+    Returns
+    -------
+    int64 array of shape (rows,)
+        In the scores' array module.
     """
     if array_module(scores) is not np:
         return _fused_best_columns(scores, offsets)
@@ -98,8 +115,21 @@ def best_columns(scores: Any, offsets: Any = None) -> Any:
 def node_distances(x: Any, prepared: PreparedWeights, mask: Any = None) -> Any:
     """``(n, M)`` distance of every row of ``x`` to every node, in the metric's own terms.
 
-    Taken over each row's observed features (``mask``); NaN for rows with none.  Meant for
-    ``transform``: the result grows with the rows, so callers take it per chunk.
+    Meant for ``transform``: the result grows with the rows, so callers take it per chunk.
+
+    Parameters
+    ----------
+    x : array of shape (n, D), NumPy or CuPy
+        As for :func:`best_matching_units`.
+    prepared : PreparedWeights
+        The weights, prepared for ``x``.
+    mask : bool array of shape (n, D) or None, default=None
+        Marks the observed values; distances are taken over each row's observed features.
+
+    Returns
+    -------
+    array of shape (n, M)
+        In the weights' compute dtype; NaN for rows with no observed value.
     """
     xp = array_module(x)
     out = xp.empty((x.shape[0], prepared.n_nodes), dtype=prepared.weights.dtype)
@@ -118,8 +148,23 @@ def node_distances(x: Any, prepared: PreparedWeights, mask: Any = None) -> Any:
 def bmu_distances(x: Any, weights: Any, bmu: Any, mask: Any = None) -> Any:
     """Euclidean distance from every row to its BMU's weights, in O(n x D).
 
-    Over each row's observed features when ``mask`` is given.  Taken in row blocks so that
-    the differences never hold more than a block of the chunk.
+    Taken in row blocks so that the differences never hold more than a block of the chunk.
+
+    Parameters
+    ----------
+    x : array of shape (n, D), NumPy or CuPy
+        Rows in the compute dtype, missing values 0.
+    weights : array of shape (M, D)
+        In ``x``'s array module.
+    bmu : int array of shape (n,)
+        Each row's BMU, none of them -1.
+    mask : bool array of shape (n, D) or None, default=None
+        Marks the observed values: the distance is then over each row's observed features.
+
+    Returns
+    -------
+    array of shape (n,)
+        In the weights' dtype.
     """
     xp = array_module(x)
     out = xp.empty(x.shape[0], dtype=weights.dtype)
@@ -182,12 +227,30 @@ __global__ void best_columns(const T* scores, const T* offsets, const long long 
 
 
 def block_rows(xp: Any, metric: Metric, n_nodes: int, n_features: int, itemsize: int = 4) -> int:
-    """Rows per block of the BMU search for data in array module ``xp``, of ``itemsize``
-    bytes per value once widened (4: float32, 8: float64).
+    """Rows per block of the BMU search for data in array module ``xp``.
 
     NumPy, and metrics with a block rule of their own (manhattan), keep ``metric.block_rows``;
-    product metrics on CuPy get :func:`device_block_rows` for the current device.  This is the
-    hook for :func:`best_matching_units` and ``node_distances``.
+    product metrics on CuPy get :func:`~dasksom.backends.cuda.device_block_rows` for the
+    current device.  This is the hook for :func:`best_matching_units` and
+    :func:`node_distances`.
+
+    Parameters
+    ----------
+    xp : module
+        ``numpy`` or ``cupy``.
+    metric : Metric
+        The search's metric.
+    n_nodes : int
+        Nodes of the map.
+    n_features : int
+        Features of a row.
+    itemsize : int, default=4
+        Bytes per value once widened (4: float32, 8: float64).
+
+    Returns
+    -------
+    int
+        Rows per block, at least 1.
     """
     if xp is np or type(metric).block_rows is not Metric.block_rows:
         return metric.block_rows(n_nodes, n_features)

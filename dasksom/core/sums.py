@@ -1,7 +1,13 @@
-"""Batch-SOM partial sums of one chunk (design.md 4): ``S`` (rows summed per BMU) and ``n``.
+"""Batch-SOM partial sums of one chunk (design.md section 4): ``S`` (rows summed per BMU) and ``n``.
 
-Results that leave a chunk (:class:`PartialSums`) are small: they do not grow with the number of
-rows."""
+:func:`partial_sums` finds the chunk's BMUs (:mod:`dasksom.core.search`) and sums its rows by
+BMU (:func:`sum_rows_by_index`, a sparse one-hot product: deterministic, no atomic additions on
+a GPU).  Results that leave a chunk (:class:`PartialSums`) are small: they do not grow with the
+number of rows, and they add up over chunks with ``+``.
+
+With ``nan_policy="ignore"`` the sums count each feature over the rows that observe it,
+``n[k, d]`` (docs/design.md, "Missing values"); rows with no observed value are counted, never
+assigned."""
 
 from __future__ import annotations
 
@@ -20,10 +26,24 @@ from dasksom.core.search import best_matching_units, bmu_distances
 def sum_rows_by_index(x: Any, index: Any, n_groups: int, dtype: Any = None) -> Any:
     """``out[k] = sum of x[i] with index[i] == k``, shape ``(n_groups, D)``, in O(n x D).
 
-    Sums accumulate in ``dtype`` (the chunk's compute dtype; ``x``'s own type by default) and
-    come back as float64, the type in which chunks are then added up.  Data stored narrow is
-    widened one row block at a time.  The sum is a product with the sparse one-hot matrix of
-    ``index``: deterministic, with no atomic additions on a GPU.
+    The sum is a product with the sparse one-hot matrix of ``index``: deterministic, with no
+    atomic additions on a GPU.
+
+    Parameters
+    ----------
+    x : array of shape (n, D), NumPy or CuPy
+        The rows.  Data stored narrow is widened to ``dtype`` one row block at a time.
+    index : int array of shape (n,)
+        Each row's group, from 0 to ``n_groups - 1``.
+    n_groups : int
+        Number of groups (nodes).
+    dtype : numpy dtype or None, default=None
+        Type the sums accumulate in (the chunk's compute dtype); None: ``x``'s own type.
+
+    Returns
+    -------
+    float64 array of shape (n_groups, D)
+        In ``x``'s array module: float64 is the type in which chunks are then added up.
     """
     dtype = np.dtype(dtype or x.dtype)
     if x.dtype == dtype:
@@ -76,17 +96,25 @@ def _one_hot_product(x: Any, index: Any, n_groups: int) -> Any:
 class PartialSums:
     """What one chunk hands back: batch-SOM sums over its rows (design.md section 4).
 
+    Partial sums add up with ``+``, left operand first.
+
     Attributes
     ----------
-    sums : (M, D) float64, ``S[k]``, the sum of the rows whose BMU is ``k`` (missing values
-        count as zero)
-    counts : (M,) float64, ``n[k]``, how many rows have BMU ``k``
-    distances : (M,) float64, sum of ``||x - w_k||`` over the rows whose BMU is ``k``
-    n_rows : rows assigned a BMU
-    nonfinite : values the data may not hold, found in the chunk (then nothing else is summed)
-    feature_counts : (M, D) float64 or None: ``n[k, d]``, how many rows with BMU ``k`` observe
-        feature ``d``; None when every row observes every feature (it equals ``counts``)
-    rows_without_values : rows with no observed value, counted and never assigned
+    sums : float64 array of shape (M, D)
+        ``S[k]``, the sum of the rows whose BMU is ``k`` (missing values count as zero).
+    counts : float64 array of shape (M,)
+        ``n[k]``, how many rows have BMU ``k``.
+    distances : float64 array of shape (M,)
+        Sum of ``||x - w_k||`` over the rows whose BMU is ``k``.
+    n_rows : int
+        Rows assigned a BMU.
+    nonfinite : NonFinite, default=NonFinite()
+        Values the data may not hold, found in the chunk (then nothing else is summed).
+    feature_counts : float64 array of shape (M, D) or None, default=None
+        ``n[k, d]``, how many rows with BMU ``k`` observe feature ``d``; None when every row
+        observes every feature (it equals ``counts``).
+    rows_without_values : int, default=0
+        Rows with no observed value, counted and never assigned.
     """
 
     sums: Any
@@ -98,7 +126,13 @@ class PartialSums:
     rows_without_values: int = 0
 
     def per_feature_counts(self) -> Any:
-        """``n[k, d]`` as an array, whether or not any value was missing."""
+        """``n[k, d]`` as an array, whether or not any value was missing.
+
+        Returns
+        -------
+        float64 array of shape (M, D)
+            :attr:`feature_counts`, or :attr:`counts` repeated for every feature.
+        """
         if self.feature_counts is not None:
             return self.feature_counts
         return self.counts[:, None] * array_module(self.counts).ones(self.sums.shape[1])
@@ -116,6 +150,12 @@ class PartialSums:
         )
 
     def to_host(self) -> PartialSums:
+        """The same sums with every array moved to the host (NumPy).
+
+        Returns
+        -------
+        PartialSums
+        """
         return PartialSums(
             to_host(self.sums),
             to_host(self.counts),
@@ -128,6 +168,7 @@ class PartialSums:
 
     @property
     def quantization_error(self) -> float:
+        """Mean distance from an assigned row to its BMU's weights; NaN when no row is."""
         return float(self.distances.sum() / self.n_rows) if self.n_rows else float("nan")
 
 
@@ -144,18 +185,30 @@ def partial_sums(
 
     Parameters
     ----------
-    chunk : array of shape (n, D), numpy or cupy, any numeric dtype
-    weights : (M, D) numpy array, the weights at the epoch's start
-    metric : a name in :data:`METRICS`
-    row_offset : index of the chunk's first row in the whole array, for error messages
-    check_finite : look for values the data may not hold first; a chunk that has any sums
-        nothing
-    nan_policy : "raise" (NaN is an error) or "ignore" (NaN is a missing value)
-    precision : a name in :data:`PRECISIONS`, the rounding of the BMU search's product
+    chunk : array of shape (n, D), NumPy or CuPy
+        Rows of any numeric dtype.
+    weights : ndarray of shape (M, D)
+        The weights at the epoch's start.
+    metric : {"euclidean", "cosine", "manhattan"}
+        A name in :data:`~dasksom.core.metrics.METRICS`.
+    row_offset : int, default=0
+        Index of the chunk's first row in the whole array, for error messages.
+    check_finite : bool, default=True
+        Look for values the data may not hold first; a chunk that has any sums nothing.
+    nan_policy : {"raise", "ignore"}, default="raise"
+        ``"raise"``: NaN is an error; ``"ignore"``: NaN is a missing value.
+    precision : {"exact", "tf32", "bfloat16", "float16"}, default="exact"
+        Rounding of the BMU search's product (see :mod:`dasksom.core.precision`).
 
     Returns
     -------
     PartialSums
+        In the chunk's array module (see :meth:`PartialSums.to_host`).
+
+    Raises
+    ------
+    ValueError
+        When a narrow ``precision`` cannot hold the chunk's or the weights' values.
     """
     xp = array_module(chunk)
     n_nodes, n_features = weights.shape
@@ -168,14 +221,21 @@ def partial_sums(
             )
     x, mask, prepared = prepare(chunk, weights, metric, nan_policy, precision)
     bmu = best_matching_units(x, prepared, mask=mask)
-    dtype = prepared.weights.dtype
+    return _sums_by_bmu(x, mask, bmu, prepared.weights)
+
+
+def _sums_by_bmu(x: Any, mask: Any, bmu: Any, weights: Any) -> PartialSums:
+    """The sums of the rows by their BMU; rows without one (-1, no observed value) counted."""
+    xp = array_module(x)
+    n_nodes = weights.shape[0]
+    dtype = weights.dtype
     feature_counts, without_values = None, 0
     if mask is not None:
         keep = xp.flatnonzero(bmu >= 0)
         without_values = int(x.shape[0] - keep.shape[0])
         x, mask, bmu = x[keep], mask[keep], bmu[keep]
         feature_counts = sum_rows_by_index(mask.astype(dtype), bmu, n_nodes)
-    distances = bmu_distances(x, prepared.weights, bmu, mask).astype(xp.float64)
+    distances = bmu_distances(x, weights, bmu, mask).astype(xp.float64)
     return PartialSums(
         sum_rows_by_index(x, bmu, n_nodes, dtype),
         _bin_counts(bmu, n_nodes).astype(xp.float64),

@@ -1,8 +1,10 @@
 """dasksom's map format: one ``.npz`` file, arrays plus JSON metadata, readable without pickle.
 
-The same file serves as a finished map (:meth:`dasksom.SOM.save`, :func:`dasksom.load`) and as
-the per-epoch checkpoint of a running fit: its history says how many epochs are done.  Files
-are written atomically (:mod:`dasksom.io.atomic`) at exactly the path given.
+:func:`write_map` writes it, :func:`read_map` reads it back (:func:`read_metadata` with the
+checks for damage), :func:`existing_map` finds it.  The same file serves as a finished map
+(:meth:`dasksom.SOM.save`, :func:`dasksom.load`) and as the per-epoch checkpoint of a running
+fit: its history says how many epochs are done.  Files are written atomically
+(:mod:`dasksom.io.atomic`) at exactly the path given.
 """
 
 from __future__ import annotations
@@ -31,7 +33,23 @@ _METADATA_TYPES = {
 
 
 def jsonable(value: Any) -> Any:
-    """``value`` as JSON can hold it (numpy scalars and arrays, paths), for ``json.dumps``."""
+    """``value`` as JSON can hold it, the ``default`` of ``json.dumps``.
+
+    Parameters
+    ----------
+    value : object
+        A value ``json`` cannot store itself.
+
+    Returns
+    -------
+    object
+        A NumPy scalar's Python value, an array's nested lists, a path's string.
+
+    Raises
+    ------
+    TypeError
+        For anything else.
+    """
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, np.ndarray):
@@ -45,6 +63,21 @@ def existing_map(path: str | os.PathLike) -> Path | None:
     """The file a map saved at ``path`` lives in, or None.
 
     Maps saved by dasksom 0.1 got ``.npz`` appended to a name without it; they are found too.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The path the map was saved at.
+
+    Returns
+    -------
+    pathlib.Path or None
+        The file, or None when neither ``path`` nor ``path + ".npz"`` is one.
+
+    Raises
+    ------
+    ValueError
+        When ``path`` is a URL other than ``file://``.
     """
     path = local_path(path, "map")
     for candidate in (path, path.with_name(path.name + ".npz")):
@@ -64,7 +97,30 @@ def write_map(
 ) -> Path:
     """Write weights, lattice, settings and history to exactly ``path``, atomically.
 
-    ``extra`` is further JSON metadata (a checkpoint's data fingerprint, for instance).
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A local path; nothing is appended to it.
+    params : dict
+        The estimator's settings, with ``init``: a name, or an array stored beside the weights.
+    lattice : Lattice
+        The map's lattice.
+    weights : ndarray of shape (M, D)
+        Stored as float64.
+    history : list of dict
+        One entry per epoch done.
+    extra : dict or None, default=None
+        Further JSON metadata (a checkpoint's data fingerprint, for instance).
+
+    Returns
+    -------
+    pathlib.Path
+        The file written.
+
+    Raises
+    ------
+    ValueError
+        When ``path`` is a URL other than ``file://``.
     """
     params = dict(params)
     init = params.pop("init")
@@ -89,8 +145,26 @@ def write_map(
 def read_metadata(path: str | os.PathLike) -> tuple[dict, np.ndarray, np.ndarray | None]:
     """``(metadata, weights, init array or None)`` of a map file, checked for damage.
 
-    Raises ``FileNotFoundError`` when there is no map, and ``ValueError`` naming the file for
-    anything that is not an intact dasksom map.
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The path the map was saved at (see :func:`existing_map`).
+
+    Returns
+    -------
+    metadata : dict
+        The JSON metadata: ``format``, ``version``, ``lattice``, ``params``, ``history`` and
+        any ``extra``.
+    weights : ndarray of shape (M, D)
+    init : ndarray or None
+        The ``init`` array the map was fitted from, if it was one.
+
+    Raises
+    ------
+    FileNotFoundError
+        When there is no map.
+    ValueError
+        Naming the file, for anything that is not an intact dasksom map.
     """
     found = existing_map(path)
     if found is None:
@@ -110,6 +184,8 @@ def read_metadata(path: str | os.PathLike) -> tuple[dict, np.ndarray, np.ndarray
 
 
 def _check_metadata(path: Path, metadata: Any, weights: np.ndarray) -> None:
+    """Refuse metadata or weights that an intact map, of this version or older, cannot hold."""
+
     def damaged(why: str) -> ValueError:
         return ValueError(f"{str(path)!r} is a damaged dasksom map: {why}.")
 
@@ -134,7 +210,29 @@ def _check_metadata(path: Path, metadata: Any, weights: np.ndarray) -> None:
 
 
 def read_map(path: str | os.PathLike) -> tuple[dict, Lattice, np.ndarray, list[dict]]:
-    """``(params, lattice, weights, history)`` of a map written by :func:`write_map`."""
+    """``(params, lattice, weights, history)`` of a map written by :func:`write_map`.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The path the map was saved at.
+
+    Returns
+    -------
+    params : dict
+        The settings, ``init`` an array again where it was one and ``sigma`` a tuple where it
+        was a pair.
+    lattice : Lattice
+    weights : ndarray of shape (M, D)
+    history : list of dict
+
+    Raises
+    ------
+    FileNotFoundError
+        When there is no map.
+    ValueError
+        When the file is not an intact dasksom map, or its weights do not fit its lattice.
+    """
     metadata, weights, init = read_metadata(path)
     params = dict(metadata["params"])
     if init is not None:

@@ -4,6 +4,9 @@ simpsom 3's ``save_map`` writes ``(M + 3, D)`` float rows: height, width and PBC
 across a row, then one row of weights per node.  simpsom 2's ``save`` wrote ``(M + 1, D)``: one
 row ``[height, width, PBC, 0, ...]``, then the nodes.  Both order the nodes column by column,
 dasksom row by row.  The topology is not stored: the format has no place for it.
+
+:func:`write_simpsom_map` writes simpsom 3's layout, :func:`read_simpsom_map` reads either;
+:func:`to_simpsom_order` and :func:`from_simpsom_order` reorder the nodes.
 """
 
 from __future__ import annotations
@@ -22,7 +25,19 @@ SIMPSOM_HEADER_ROWS = 3
 
 
 def to_simpsom_order(weights: np.ndarray, lattice: Lattice) -> np.ndarray:
-    """Reorder node rows from dasksom's row-major order to simpsom's column-major order."""
+    """Reorder node rows from dasksom's row-major order to simpsom's column-major order.
+
+    Parameters
+    ----------
+    weights : ndarray of shape (M, D)
+        In dasksom's node order.
+    lattice : Lattice
+        The map's lattice.
+
+    Returns
+    -------
+    ndarray of shape (M, D)
+    """
     n_features = weights.shape[1]
     return (
         weights.reshape(lattice.height, lattice.width, n_features)
@@ -32,14 +47,43 @@ def to_simpsom_order(weights: np.ndarray, lattice: Lattice) -> np.ndarray:
 
 
 def from_simpsom_order(weights: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Reorder node rows from simpsom's column-major order to dasksom's row-major order."""
+    """Reorder node rows from simpsom's column-major order to dasksom's row-major order.
+
+    Parameters
+    ----------
+    weights : ndarray of shape (M, D)
+        In simpsom's node order.
+    height, width : int
+        The map's rows and columns.
+
+    Returns
+    -------
+    ndarray of shape (M, D)
+    """
     n_features = weights.shape[1]
     return weights.reshape(width, height, n_features).transpose(1, 0, 2).reshape(-1, n_features)
 
 
 def write_simpsom_map(path: str | os.PathLike, lattice: Lattice, weights: np.ndarray) -> None:
-    """Write ``weights`` in simpsom 3's ``.npy`` layout (see :meth:`SOMNet.save_map`),
-    atomically (:func:`dasksom.io.atomic.atomic_file`)."""
+    """Write ``weights`` in simpsom 3's ``.npy`` layout, atomically.
+
+    The layout :meth:`dasksom.simpsom.somnet.SOMNet.save_map` writes, through
+    :func:`dasksom.io.atomic.atomic_file`.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A local path, written exactly.
+    lattice : Lattice
+        The map's lattice; its topology is not stored.
+    weights : ndarray of shape (M, D)
+        In dasksom's node order; stored as float64.
+
+    Raises
+    ------
+    ValueError
+        When ``path`` is a URL other than ``file://``.
+    """
     n_features = weights.shape[1]
     header = np.repeat(
         np.array([[lattice.height], [lattice.width], [float(lattice.pbc)]]), n_features, axis=1
@@ -52,14 +96,27 @@ def write_simpsom_map(path: str | os.PathLike, lattice: Lattice, weights: np.nda
 def read_simpsom_map(path: str | os.PathLike) -> tuple[int, int, bool, np.ndarray]:
     """Read a map saved by simpsom (either layout) without pickle.
 
-    simpsom 3's ``save_map`` writes ``(M + 3, D)`` float rows: height, width and PBC each
-    repeated across a row, then the nodes.  simpsom 2's ``save`` wrote ``(M + 1, D)``: one
-    row ``[height, width, PBC, 0, ...]``, then the nodes.  Both order the nodes column by
-    column.
+    Both layouts are in the module docstring; simpsom 3's is tried first.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The ``.npy`` file.
 
     Returns
     -------
-    height, width, pbc, weights : the weights in dasksom's node order, float64
+    height, width : int
+    pbc : bool
+    weights : ndarray of shape (height * width, D)
+        In dasksom's node order, float64.
+
+    Raises
+    ------
+    FileNotFoundError
+        When there is no file at ``path``.
+    ValueError
+        When the file is no plain numeric ``.npy`` array, or its header rows do not give
+        ``height x width`` node rows.
     """
     path = Path(path)
     if not path.exists():
@@ -98,4 +155,5 @@ def read_simpsom_map(path: str | os.PathLike) -> tuple[int, int, bool, np.ndarra
 
 
 def _whole(value: float) -> bool:
+    """Whether a header value is a positive whole number (a map size)."""
     return value >= 1 and float(value).is_integer()

@@ -1,4 +1,7 @@
-"""Storage types: rows kept narrow (uint8, int16, float16) with a checked conversion."""
+"""Storage types: rows kept narrow (uint8, int16, float16) with a checked conversion.
+
+:func:`as_storage_dtype` converts lazily and refuses, with the row, a value the type cannot
+hold; :func:`first_row` finds that row for this and other chunk-level error messages."""
 
 from __future__ import annotations
 
@@ -33,9 +36,13 @@ def as_storage_dtype(data: da.Array, dtype: Any) -> da.Array:
     Returns
     -------
     dask.array.Array
-        Lazy, like ``data``; ``data`` itself when it already has that type.  A chunk holding a
-        value that the type cannot hold raises ``ValueError`` when computed, naming the row,
-        the value and what to do.
+        Lazy, like ``data``; ``data`` itself when it already has that type.
+
+    Raises
+    ------
+    ValueError
+        At once for a ``dtype`` that is no real number type.  A chunk holding a value that the
+        type cannot hold raises it when computed, naming the row, the value and what to do.
     """
     try:
         target = np.dtype(dtype)
@@ -75,6 +82,16 @@ def _cast_exactly(chunk: Any, dtype: np.dtype, block_info: dict | None = None) -
 
 
 def first_row(block_info: dict | None) -> int:
-    """Index of a chunk's first row in the whole array, from the ``block_info`` that
-    ``map_blocks`` passes (0 without it); for error messages that name a row."""
+    """Index of a chunk's first row in the whole array, for error messages that name a row.
+
+    Parameters
+    ----------
+    block_info : dict or None
+        What ``dask.array.map_blocks`` passes as ``block_info``.
+
+    Returns
+    -------
+    int
+        0 without ``block_info``.
+    """
     return int(block_info[0]["array-location"][0][0]) if block_info else 0

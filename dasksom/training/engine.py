@@ -1,9 +1,19 @@
 """The distributed training loop (design.md sections 4 and 8).
 
 One epoch is one dask graph: every row chunk computes its :class:`~dasksom.core.sums.PartialSums`
-against the epoch's weights on the worker that holds it, a tree reduction adds them up, and the
-client applies the neighbourhood once: ``W = (H @ S) / (H @ n)``.  Only the ``M x D`` weights
-and sums travel; the rows never leave their worker.
+against the epoch's weights on the worker that holds it, a tree reduction adds them up
+(:func:`epoch_sums`, :func:`tree_sum`), and the client applies the neighbourhood once:
+``W = (H @ S) / (H @ n)`` (:func:`update_weights`).  Only the ``M x D`` weights and sums travel;
+the rows never leave their worker.  Whether the data stays in worker memory between epochs is
+:func:`should_persist`'s choice.
+
+:func:`train` runs the epochs and keeps one history entry per epoch
+(:func:`dasksom.training.history.epoch_record`): ``epoch``, ``sigma``, ``quantization_error`` (of
+the weights the epoch started from, found in the same pass), ``map_difference`` (mean absolute
+change of the weights) and ``seconds``, with ``rows_without_values`` under
+``nan_policy="ignore"``.  Every epoch is logged on the ``dasksom`` logger at INFO level; the log
+record carries the history entry as ``record.epoch_record`` (with the total ``epochs`` and
+``n_samples`` added), for progress displays.
 """
 
 from __future__ import annotations
@@ -44,13 +54,21 @@ SCATTER_COPIES = 2
 # Keep data in worker memory when it takes at most this share of the memory it would live in.
 PERSIST_MEMORY_FRACTION = 0.5
 # The same for GPU memory, where the only other user is the search's working memory, at most
-# 1/8 of what is free (gpu.DEVICE_MEMORY_SHARE); it stays under dask-cuda's spilling threshold
-# (80% of the device), and 10^9 rows x 50 float16 values (93 GiB) stay on an H200 (139 GiB).
+# 1/8 of what is free (backends.cuda.DEVICE_MEMORY_SHARE); it stays under dask-cuda's spilling
+# threshold (80% of the device), and 10^9 rows x 50 float16 values (93 GiB) stay on an H200
+# (139 GiB).
 DEVICE_PERSIST_FRACTION = 0.7
 
 
 def distributed_client() -> Client | None:
-    """The distributed ``Client`` that dask computes on now, or None for a local scheduler."""
+    """The distributed ``Client`` that dask computes on now, or None for a local scheduler.
+
+    Returns
+    -------
+    distributed.Client or None
+        The default client, when it is also dask's current scheduler; None without
+        ``distributed``, without a client, or when another scheduler is in use.
+    """
     try:
         from distributed import default_client
     except ImportError:
@@ -69,6 +87,11 @@ def compute_context() -> Iterator[None]:
 
     Distributed workers already start with one BLAS thread each (the nanny sets
     ``OMP_NUM_THREADS=1`` and friends); the local threaded scheduler needs the limit here.
+
+    Yields
+    ------
+    None
+        Inside the ``with`` block, BLAS runs one thread unless a distributed client computes.
     """
     if distributed_client() is not None:
         yield
@@ -83,6 +106,20 @@ def scatter_rows(rows: np.ndarray, data: da.Array, client: Any) -> da.Array:
     Numpy input would otherwise travel inside every graph that uses it (dask's "large graph"
     warning).  Each chunk is kept on two workers where there are two, so that a lost worker
     loses no rows (scattered data cannot be recomputed).
+
+    Parameters
+    ----------
+    rows : ndarray of shape (N, D)
+        The rows, in memory.
+    data : dask.array.Array of shape (N, D)
+        ``rows`` as a dask array; its row chunks decide the blocks sent.
+    client : distributed.Client
+        The client whose workers receive the blocks.
+
+    Returns
+    -------
+    dask.array.Array
+        Chunked as ``data``, each chunk a future held by the workers.
     """
     bounds = np.cumsum((0, *data.chunks[0]))
     blocks = [rows[start:stop] for start, stop in zip(bounds[:-1], bounds[1:], strict=True)]
@@ -100,10 +137,20 @@ def scatter_rows(rows: np.ndarray, data: da.Array, client: Any) -> da.Array:
 def should_persist(data: da.Array, persist: bool | str) -> bool:
     """Decide whether to keep the data in (worker) memory between epochs.
 
-    ``"auto"`` keeps it when it takes at most half of the cluster's memory (or of this
-    machine's available memory on a local scheduler), or for CuPy chunks at most
-    :data:`DEVICE_PERSIST_FRACTION` of the GPUs' free memory; otherwise every epoch streams it
-    from its source with bounded memory.
+    Parameters
+    ----------
+    data : dask.array.Array
+        The training data, NumPy or CuPy chunks.
+    persist : bool or "auto"
+        ``"auto"`` keeps it when it takes at most half of the cluster's memory (or of this
+        machine's available memory on a local scheduler), or for CuPy chunks at most
+        :data:`DEVICE_PERSIST_FRACTION` of the GPUs' free memory; otherwise every epoch
+        streams it from its source with bounded memory.
+
+    Returns
+    -------
+    bool
+        ``bool(persist)`` unless ``"auto"``.
     """
     if persist != "auto":
         return bool(persist)
@@ -123,7 +170,18 @@ def should_persist(data: da.Array, persist: bool | str) -> bool:
 
 
 def add_in_order(*parts: Any) -> Any:
-    """``parts[0] + parts[1] + ...``, left to right (partial sums, count vectors)."""
+    """``parts[0] + parts[1] + ...``, left to right (partial sums, count vectors).
+
+    Parameters
+    ----------
+    *parts : object
+        At least one; anything ``+`` adds.
+
+    Returns
+    -------
+    object
+        The sum.
+    """
     total = parts[0]
     for part in parts[1:]:
         total = total + part
@@ -131,8 +189,20 @@ def add_in_order(*parts: Any) -> Any:
 
 
 def tree_sum(parts: list) -> Any:
-    """The delayed sum of delayed ``parts``, added in order by a tree of fan-in
-    ``SPLIT_EVERY``: the same parts always give bit-identical sums, whatever the scheduler."""
+    """The delayed sum of delayed ``parts``, added in order by a tree of fan-in ``SPLIT_EVERY``.
+
+    The same parts always give bit-identical sums, whatever the scheduler.
+
+    Parameters
+    ----------
+    parts : list of dask.delayed.Delayed
+        At least one, in the order they are to be added.
+
+    Returns
+    -------
+    dask.delayed.Delayed
+        Their sum (:func:`add_in_order` at every node of the tree).
+    """
     add = dask.delayed(add_in_order, pure=True)
     while len(parts) > 1:
         parts = [add(*parts[i : i + SPLIT_EVERY]) for i in range(0, len(parts), SPLIT_EVERY)]
@@ -140,7 +210,18 @@ def tree_sum(parts: list) -> Any:
 
 
 def chunk_row_offsets(data: da.Array) -> list[int]:
-    """Index of the first row of every row chunk of ``data`` in the whole array."""
+    """Index of the first row of every row chunk of ``data`` in the whole array.
+
+    Parameters
+    ----------
+    data : dask.array.Array
+        Chunked by rows.
+
+    Returns
+    -------
+    list of int
+        One per row chunk, the first 0.
+    """
     return np.concatenate([[0], np.cumsum(data.chunks[0])[:-1]]).astype(int).tolist()
 
 
@@ -154,12 +235,29 @@ def epoch_sums(
 ) -> PartialSums:
     """Partial sums of every chunk against ``weights``, added up by a tree reduction.
 
-    ``check_finite`` looks for values the data may not hold (NaN and inf, or inf alone under
-    ``nan_policy="ignore"``, where NaN marks a missing value); ``precision`` rounds the BMU
-    search's product (:mod:`dasksom.core.precision`).
-
     The reduction order is fixed by chunk position, so the same chunking always gives
     bit-identical sums, whatever the scheduler or the order in which chunks finish.
+
+    Parameters
+    ----------
+    data : dask.array.Array of shape (N, D)
+        Row chunks, NumPy or CuPy.
+    weights : ndarray of shape (M, D)
+        The epoch's starting weights.
+    metric : {"euclidean", "cosine", "manhattan"}
+        The BMU search's distance.
+    check_finite : bool, default=False
+        Look for values the data may not hold (NaN and inf, or inf alone under
+        ``nan_policy="ignore"``); what is found comes back in ``nonfinite``.
+    nan_policy : {"raise", "ignore"}, default="raise"
+        ``"ignore"``: NaN marks a missing value.
+    precision : {"exact", "tf32", "bfloat16", "float16"}, default="exact"
+        Rounding of the BMU search's product (see :mod:`dasksom.core.precision`).
+
+    Returns
+    -------
+    PartialSums
+        On the host (NumPy).
     """
     # The weights travel inside the graph rather than scattered: a worker lost mid-epoch then
     # costs a recomputation, not the epoch (scattered data cannot be recovered).
@@ -219,8 +317,27 @@ def update_weights(
     """``W_new = (H @ S) / (H @ n)``, keeping ``W`` where the denominator is not positive.
 
     With missing values the counts are per feature, ``n[k, d]``, and so is the division:
-    ``W[k, d] = sum_j h_kj S_jd / sum_j h_kj n_jd``.  The smoothing ``H @ [S n]`` runs in the
-    array module ``xp`` (CuPy: on this process's GPU); the weights come back as NumPy.
+    ``W[k, d] = sum_j h_kj S_jd / sum_j h_kj n_jd``.
+
+    Parameters
+    ----------
+    lattice : Lattice
+        The map.
+    sums : PartialSums
+        The epoch's sums, on the host.
+    weights : ndarray of shape (M, D)
+        The epoch's starting weights (not modified).
+    sigma : float
+        The epoch's radius.
+    neighborhood : {"gaussian", "bubble", "mexican_hat"}
+        The neighbourhood function ``h``.
+    xp : module, default=numpy
+        Where the smoothing ``H @ [S n]`` runs (CuPy: on this process's GPU).
+
+    Returns
+    -------
+    ndarray of shape (M, D)
+        The new weights, as NumPy.
     """
     n_features = weights.shape[1]
     if sums.feature_counts is None:
@@ -252,8 +369,22 @@ def _smoothing_module(data: da.Array, lattice: Lattice) -> Any:
 
 
 def check_no_overflow(data: da.Array, sums: PartialSums, weights: np.ndarray) -> None:
-    """Refuse a map whose quantization error or weights overflowed, naming the columns whose
-    values are largest (an extra pass, taken only to report the error)."""
+    """Refuse a map whose quantization error or weights overflowed.
+
+    Parameters
+    ----------
+    data : dask.array.Array
+        The training data, read again only to report the error.
+    sums : PartialSums
+        The epoch's sums, whose quantization error is checked.
+    weights : ndarray of shape (M, D)
+        The epoch's new weights.
+
+    Raises
+    ------
+    ValueError
+        When either is not finite, naming the three columns whose values are largest.
+    """
     if np.isfinite(sums.quantization_error) and np.isfinite(weights).all():
         return
     with compute_context():
@@ -269,7 +400,17 @@ def check_no_overflow(data: da.Array, sums: PartialSums, weights: np.ndarray) ->
 
 @dataclass
 class TrainingState:
-    """Where training stands: enough to checkpoint after any epoch and resume exactly."""
+    """Where training stands: enough to checkpoint after any epoch and resume exactly.
+
+    Attributes
+    ----------
+    weights : ndarray of shape (M, D)
+        The current weights.
+    sigmas : ndarray of shape (epochs,)
+        The radius of every epoch, done or not.
+    history : list of dict, default=[]
+        One entry per epoch done (see the module docstring).
+    """
 
     weights: np.ndarray
     sigmas: np.ndarray
@@ -277,6 +418,7 @@ class TrainingState:
 
     @property
     def epochs_done(self) -> int:
+        """Number of epochs done, the length of :attr:`history`."""
         return len(self.history)
 
 
@@ -293,59 +435,103 @@ def train(
     nan_policy: str = "raise",
     precision: str = "exact",
 ) -> TrainingState:
-    """Run the remaining epochs of ``state`` on ``data``; returns the updated state.
+    """Run the remaining epochs of ``state`` on ``data``, one distributed pass each.
 
-    Each epoch's history entry (:func:`dasksom.training.history.epoch_record`) holds ``epoch``,
-    ``sigma``, ``quantization_error`` (of the weights the epoch started from, found in the same
-    pass), ``map_difference`` (mean absolute change of the weights) and ``seconds``.  With
-    ``tol`` set, training stops early once the map difference stays below ``tol`` for
-    ``n_iter_no_change`` epochs in a row.  Every epoch is logged on the ``dasksom`` logger at
-    INFO level; the log record carries the history entry as ``record.epoch_record`` (with the
-    total ``epochs`` and ``n_samples`` added), for progress displays.
+    Parameters
+    ----------
+    data : dask.array.Array of shape (N, D)
+        Row chunks, NumPy or CuPy.
+    lattice : Lattice
+        The map.
+    state : TrainingState
+        Where training stands; updated in place, epoch by epoch.
+    metric : {"euclidean", "cosine", "manhattan"}
+        The BMU search's distance.
+    neighborhood : {"gaussian", "bubble", "mexican_hat"}
+        The neighbourhood function ``h``.
+    tol : float or None, default=None
+        Stop early once the map difference stays below ``tol`` for ``n_iter_no_change`` epochs
+        in a row (:class:`~dasksom.training.history.EarlyStopping`); None never stops early.
+    n_iter_no_change : int, default=3
+        See ``tol``.
+    on_epoch_end : callable or None, default=None
+        Called with ``state`` after every epoch (to write a checkpoint, for instance).
+    nan_policy : {"raise", "ignore"}, default="raise"
+        ``"ignore"``: NaN marks a missing value.
+    precision : {"exact", "tf32", "bfloat16", "float16"}, default="exact"
+        Rounding of the BMU search's product (see :mod:`dasksom.core.precision`).
+
+    Returns
+    -------
+    TrainingState
+        ``state``, with one history entry per epoch run (see the module docstring).
+
+    Raises
+    ------
+    ValueError
+        When the data holds values ``nan_policy`` refuses, or the map overflowed.
     """
-    n_epochs = len(state.sigmas)
     stopper = EarlyStopping.resumed(tol, n_iter_no_change, state.history)
-    smoothing_module = _smoothing_module(data, lattice)
-    for epoch in range(state.epochs_done, n_epochs):
+    settings = (metric, neighborhood, nan_policy, precision, _smoothing_module(data, lattice))
+    for epoch in range(state.epochs_done, len(state.sigmas)):
         if stopper.should_stop:
             break
-        started = time.perf_counter()
-        sigma = float(state.sigmas[epoch])
-        check_finite = epoch == 0 or nan_policy == "ignore"
-        sums = epoch_sums(data, state.weights, metric, check_finite, nan_policy, precision)
-        sums.nonfinite.raise_if_any(data.shape[0])
-        new_weights = update_weights(
-            lattice, sums, state.weights, sigma, neighborhood, smoothing_module
-        )
-        check_no_overflow(data, sums, new_weights)
-        difference = float(np.abs(new_weights - state.weights).mean())
-        state.weights = new_weights
-        extra = {} if nan_policy == "raise" else {"rows_without_values": sums.rows_without_values}
-        record = epoch_record(
-            epoch,
-            sigma,
-            sums.quantization_error,
-            difference,
-            time.perf_counter() - started,
-            **extra,
-        )
-        if sums.rows_without_values and epoch == state.epochs_done:
-            logger.warning(
-                "%d rows hold no observed value (all NaN); they take no part in training",
-                sums.rows_without_values,
-            )
-        state.history.append(record)
-        _log_epoch(record, n_epochs, data.shape[0])
-        if on_epoch_end is not None:
-            on_epoch_end(state)
-        if stopper.update(difference):
+        record = _train_epoch(data, lattice, state, epoch, on_epoch_end, *settings)
+        if stopper.update(record["map_difference"]):
             logger.info(
                 "stopping early: map difference below %g for %d epochs", tol, n_iter_no_change
             )
     return state
 
 
+def _train_epoch(
+    data: da.Array,
+    lattice: Lattice,
+    state: TrainingState,
+    epoch: int,
+    on_epoch_end: Callable[[TrainingState], None] | None,
+    metric: str,
+    neighborhood: str,
+    nan_policy: str,
+    precision: str,
+    smoothing_module: Any,
+) -> dict:
+    """One epoch of :func:`train`: new weights in ``state``, its history entry appended and
+    logged, then ``on_epoch_end`` called; returns the entry."""
+    started = time.perf_counter()
+    sigma = float(state.sigmas[epoch])
+    check_finite = epoch == 0 or nan_policy == "ignore"
+    sums = epoch_sums(data, state.weights, metric, check_finite, nan_policy, precision)
+    sums.nonfinite.raise_if_any(data.shape[0])
+    new_weights = update_weights(
+        lattice, sums, state.weights, sigma, neighborhood, smoothing_module
+    )
+    check_no_overflow(data, sums, new_weights)
+    difference = float(np.abs(new_weights - state.weights).mean())
+    state.weights = new_weights
+    extra = {} if nan_policy == "raise" else {"rows_without_values": sums.rows_without_values}
+    record = epoch_record(
+        epoch,
+        sigma,
+        sums.quantization_error,
+        difference,
+        time.perf_counter() - started,
+        **extra,
+    )
+    if sums.rows_without_values and epoch == state.epochs_done:
+        logger.warning(
+            "%d rows hold no observed value (all NaN); they take no part in training",
+            sums.rows_without_values,
+        )
+    state.history.append(record)
+    _log_epoch(record, len(state.sigmas), data.shape[0])
+    if on_epoch_end is not None:
+        on_epoch_end(state)
+    return record
+
+
 def _log_epoch(record: dict, n_epochs: int, n_samples: int) -> None:
+    """Log one epoch's history entry at INFO, the entry attached as ``epoch_record``."""
     logger.info(
         "epoch %d/%d  sigma %.3f  QE of the starting weights %.5g  map difference %.3g  %.2fs",
         record["epoch"] + 1,

@@ -1,14 +1,17 @@
-"""Training on GPUs: CuPy chunks, a dask-cuda cluster, device-sized row blocks, kernel warm-up.
+"""Training on GPUs: CuPy chunks, a dask-cuda cluster, the GPUs' free memory, kernel warm-up.
 
 The chunk kernels (:mod:`dasksom.core`) compute with the chunk's array module, so a dask array
 whose chunks are CuPy arrays trains on the GPU with no other change; this module gets data there
-(:func:`to_device`), starts one worker per GPU (:func:`local_cuda_cluster`), sizes the BMU
-search's row blocks for the device (:func:`device_block_rows`, :func:`block_rows`) and compiles
-CuPy's kernels ahead of the first epoch (:func:`warm_up`).
+(:func:`to_device`), starts one worker per GPU (:func:`local_cuda_cluster`, with
+:func:`visible_devices` and :func:`rmm_pool`), measures the free memory of the GPUs that compute
+the chunks (:func:`device_memory_budget`, for the choice to persist) and compiles CuPy's kernels
+ahead of the first epoch (:func:`warm_up`, :func:`warm_up_workers`).  Sizing the BMU search's row
+blocks for a device is :func:`dasksom.backends.cuda.device_block_rows` and
+:func:`dasksom.core.search.block_rows`.
 
 CuPy, dask-cuda and RMM are imported when a function needs them, never when this module is
-imported, so it loads on machines without a GPU; there each function that needs one raises a
-``RuntimeError`` saying what is missing.
+imported, so it loads on machines without a GPU; there each function that needs one raises
+:class:`~dasksom.backends.cuda.GPUUnavailableError` (a ``RuntimeError``) saying what is missing.
 """
 
 from __future__ import annotations
@@ -46,13 +49,13 @@ def to_device(data: Any, storage_dtype: Any = None) -> Any:
     ----------
     data : dask.array.Array
         Rows in chunks, NumPy or CuPy.
-    storage_dtype : numpy dtype, optional
+    storage_dtype : numpy dtype or None, default=None
         Store the chunks in this type in GPU memory (``uint8`` pixels, ``float16``), cast on the
         host before the copy, so that fewer bytes move and stay on the device.  The kernels
         widen each chunk to its compute type (float32) when they use it.  The cast is checked
-        (:func:`dasksom.io.as_storage_dtype`): a value the type cannot hold (float16 beyond
-        65504, a fraction or out-of-range number for an integer type) is an error, not a silent
-        change.
+        (:func:`dasksom.io.storage.as_storage_dtype`): a value the type cannot hold (float16
+        beyond 65504, a fraction or out-of-range number for an integer type) is an error, not a
+        silent change.  None keeps the chunks' own type.
 
     Returns
     -------
@@ -61,8 +64,12 @@ def to_device(data: Any, storage_dtype: Any = None) -> Any:
 
     Raises
     ------
-    RuntimeError
-        Without CuPy or a visible GPU (see :func:`require_gpu`).
+    GPUUnavailableError
+        Without CuPy or a visible GPU (see :func:`~dasksom.backends.cuda.require_gpu`).
+    TypeError
+        When ``data`` is not a dask array.
+    ValueError
+        When ``storage_dtype`` is not a real number type.
     """
     import dask.array as da
 
@@ -80,8 +87,27 @@ def to_device(data: Any, storage_dtype: Any = None) -> Any:
 def visible_devices(n_gpus: int | None, device_count: int) -> list[str]:
     """The GPUs the workers use: ``CUDA_VISIBLE_DEVICES`` if set, else ``0..device_count-1``.
 
-    ``n_gpus`` takes the first ``n_gpus`` of them.  dask-cuda starts one worker per distinct
-    device, so a device named twice is refused here with what to do instead.
+    dask-cuda starts one worker per distinct device, so a device named twice is refused here
+    with what to do instead.
+
+    Parameters
+    ----------
+    n_gpus : int or None
+        Take the first ``n_gpus`` of them; None takes all.
+    device_count : int
+        How many devices CUDA sees, used when ``CUDA_VISIBLE_DEVICES`` is unset.
+
+    Returns
+    -------
+    list of str
+        The device names or indices, as ``CUDA_VISIBLE_DEVICES`` takes them.
+
+    Raises
+    ------
+    ValueError
+        When a device is named twice, or ``n_gpus`` is not between 1 and the devices visible.
+    GPUUnavailableError
+        When no device is visible.
     """
     listed = os.environ.get("CUDA_VISIBLE_DEVICES")
     if listed is None:
@@ -106,9 +132,21 @@ def visible_devices(n_gpus: int | None, device_count: int) -> list[str]:
 def rmm_pool(rmm_pool_size: str | float | int | None) -> str | float | int | None:
     """The ``rmm_pool_size`` to give dask-cuda; ``"auto"`` is a pool when RMM is installed.
 
-    ``"auto"`` starts each worker with :data:`AUTO_POOL_FRACTION` of its GPU's memory (the pool
-    may grow), or no pool, with a warning, where RMM is absent.  An explicit size without RMM
-    raises.
+    Parameters
+    ----------
+    rmm_pool_size : "auto", str, float, int or None
+        ``"auto"`` starts each worker with :data:`AUTO_POOL_FRACTION` of its GPU's memory (the
+        pool may grow), or no pool, with a warning, where RMM is absent.  A size (bytes,
+        ``"40GB"``, a fraction) is passed on; None means no pool.
+
+    Returns
+    -------
+    str, float, int or None
+
+    Raises
+    ------
+    GPUUnavailableError
+        When a size is given but RMM is not installed.
     """
     if rmm_pool_size is None:
         return None
@@ -133,10 +171,19 @@ def local_cuda_cluster(
 ) -> Iterator[Any]:
     """A ``dask_cuda.LocalCUDACluster`` on this machine, and a ``distributed.Client`` to it.
 
-    One single-threaded worker per GPU named by ``CUDA_VISIBLE_DEVICES`` (all GPUs if unset;
-    the first ``n_gpus`` of them if given), each with an RMM memory pool that CuPy allocates
-    from (``rmm_pool_size``: ``"auto"``, bytes, ``"40GB"``, a fraction, or None), listening on
-    127.0.0.1 with its dashboard on loopback.  ``kwargs`` go to ``LocalCUDACluster`` and win.
+    One single-threaded worker per GPU, each with an RMM memory pool that CuPy allocates from,
+    listening on 127.0.0.1 with its dashboard on loopback.
+
+    Parameters
+    ----------
+    n_gpus : int or None, default=None
+        Use the first ``n_gpus`` of the GPUs named by ``CUDA_VISIBLE_DEVICES`` (all GPUs if
+        unset); None uses them all (see :func:`visible_devices`).
+    rmm_pool_size : "auto", str, float, int or None, default="auto"
+        Each worker's pool: ``"auto"``, bytes, ``"40GB"``, a fraction, or None (see
+        :func:`rmm_pool`).
+    **kwargs
+        Go to ``LocalCUDACluster`` and win over the settings above.
 
     Yields
     ------
@@ -145,8 +192,10 @@ def local_cuda_cluster(
 
     Raises
     ------
-    RuntimeError
+    GPUUnavailableError
         Without CuPy, a visible GPU or dask-cuda, or with a pool size but no RMM.
+    ValueError
+        When ``CUDA_VISIBLE_DEVICES`` names a GPU twice, or ``n_gpus`` is out of range.
     """
     cupy = require_gpu()
     try:
@@ -182,7 +231,26 @@ def warm_up_workers(
     precision: str = "exact",
 ) -> float:
     """:func:`warm_up` where the chunks are computed: on every worker of the default
-    ``distributed`` client, or in this process; the longest time, in seconds."""
+    ``distributed`` client, or in this process.
+
+    Parameters
+    ----------
+    n_features : int
+        Features of the data to train on.
+    n_nodes : int
+        Nodes of the map.
+    metric : {"euclidean", "cosine", "manhattan"}, default="euclidean"
+        The metric training uses.
+    dtype : numpy dtype, default=numpy.float32
+        The chunks' type on the device.
+    precision : {"exact", "tf32", "bfloat16", "float16"}, default="exact"
+        Rounding of the BMU search's product.
+
+    Returns
+    -------
+    float
+        The longest time a process took, in seconds.
+    """
     found = _where_chunks_run(warm_up, n_features, n_nodes, metric, dtype, precision)
     return max(found, default=0.0)
 
@@ -205,8 +273,21 @@ def _free_memory_of_this_device() -> tuple[str, int]:
 
 
 def device_memory_budget() -> int:
-    """Free memory of the GPUs that compute the chunks, each device counted once: those of
-    the default client's workers (several workers may share one GPU), or this process's."""
+    """Free memory of the GPUs that compute the chunks, each device counted once.
+
+    Those are the GPUs of the default client's workers (several workers may share one GPU), or
+    this process's without a client.
+
+    Returns
+    -------
+    int
+        Bytes, as :func:`~dasksom.backends.cuda.free_device_bytes` counts them.
+
+    Raises
+    ------
+    GPUUnavailableError
+        Where a process has no CuPy or no visible GPU.
+    """
     by_device = dict(_where_chunks_run(_free_memory_of_this_device))
     return sum(by_device.values())
 
@@ -225,6 +306,29 @@ def warm_up(
     rows of ``dtype`` against ``n_nodes`` random weights, so that the first epoch does not pay
     for compilation.  Report the time apart from epoch times.  On a cluster, run it on every
     worker (``client.run(warm_up, ...)``, or :func:`warm_up_workers`).
+
+    Parameters
+    ----------
+    n_features : int
+        Features of the data to train on.
+    n_nodes : int
+        Nodes of the map.
+    metric : {"euclidean", "cosine", "manhattan"}, default="euclidean"
+        The metric training uses.
+    dtype : numpy dtype, default=numpy.float32
+        The chunks' type on the device (a narrow storage type compiles its widening).
+    precision : {"exact", "tf32", "bfloat16", "float16"}, default="exact"
+        Rounding of the BMU search's product (see :mod:`dasksom.core.precision`).
+
+    Returns
+    -------
+    float
+        Seconds taken.
+
+    Raises
+    ------
+    GPUUnavailableError
+        Without CuPy or a visible GPU.
     """
     cupy = require_gpu()
     start = time.perf_counter()
