@@ -130,7 +130,8 @@ def module_section(title: str, module: ModuleType) -> str:
     for name in module_functions(module):
         obj = getattr(module, name)
         home = getattr(obj, "__module__", module.__name__)
-        if home != module.__name__:
+        # A package documents what its own modules define; names from elsewhere point there.
+        if home != module.__name__ and not home.startswith(f"{module.__name__}."):
             parts.append(f"### `{name}`\n\nRe-exported from `{home}`: see `{home}.{name}`.\n")
         elif inspect.isclass(obj):
             parts.append(class_entry(f"{title}.{name}", obj))

@@ -21,6 +21,7 @@ import numpy as np
 
 from dasksom import __version__
 from dasksom.backends.cuda import GPUUnavailableError
+from dasksom.backends.devices import DEVICES
 from dasksom.cli.cluster import add_cluster_options, dask_cluster
 from dasksom.cli.config import (
     RunError,
@@ -147,7 +148,7 @@ def _add_training_options(parser: argparse.ArgumentParser, size: str, epochs: in
     )
     group.add_argument(
         "--device",
-        choices=("cpu", "gpu"),
+        choices=DEVICES,
         default="cpu",
         help="where the chunks are computed ('gpu': CuPy chunks; implied by --gpus)",
     )
