@@ -493,6 +493,7 @@ def write_results(
                 counts=evaluation["hit_counts"],
                 image_shape=image_shape,
                 features=features,
+                final_quantization_error=evaluation["quantization_error"],
             )
         summary["plots"] = [str(output / name) for name in pictures]
     summary["settings"] = settings or {}

@@ -136,6 +136,7 @@ def draw(
     counts: np.ndarray | None = None,
     image_shape: Sequence[int] | None = None,
     features: Sequence[int | str] | None = None,
+    final_quantization_error: float | None = None,
 ) -> None:
     """Draw one picture of ``som`` into ``file_name``.
 
@@ -160,6 +161,8 @@ def draw(
         The shape of one row as an image, for ``mosaic`` (which needs it).
     features : sequence of int or str, default=None
         The component planes to draw; None: those whose weights vary most.
+    final_quantization_error : float, default=None
+        The fitted map's own QE, drawn as the last point of ``convergence`` when known.
     """
     import matplotlib.pyplot as plt
 
@@ -174,7 +177,9 @@ def draw(
         "components": lambda: plotting.plot_component_planes(som, features=features, **out),
         "labels": lambda: plotting.plot_labels(som, data, labels, bmus=bmus, **out),
         "projection": lambda: plotting.plot_projection(som, data, labels=labels, bmus=bmus, **out),
-        "convergence": lambda: plotting.plot_convergence(som.history_, **out),
+        "convergence": lambda: plotting.plot_convergence(
+            som.history_, final_quantization_error=final_quantization_error, **out
+        ),
         # Checked above: a mosaic has its image_shape.
         "mosaic": lambda: plotting.plot_weight_mosaic(som, cast(Sequence[int], image_shape), **out),
     }
