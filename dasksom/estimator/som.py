@@ -330,12 +330,12 @@ class SOM:
         return self
 
     def __repr__(self) -> str:
-        defaults = inspect.signature(type(self).__init__).parameters
+        defaults = self._defaults()
         changed = [
             f"{name}={value!r}"
             for name, value in self.get_params().items()
             if not isinstance(value, np.ndarray)
-            and value != defaults[name].default
+            and value != defaults[name]
             or isinstance(value, np.ndarray)
         ]
         return f"SOM({', '.join(changed)})"
