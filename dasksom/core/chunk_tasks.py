@@ -16,6 +16,7 @@ from dasksom.backends.arrays import array_module, to_host
 from dasksom.core.lattice import NEIGHBOR_DISTANCE
 from dasksom.core.metrics import prepare
 from dasksom.core.missing import find_nonfinite
+from dasksom.core.pruned import PrunedIndex
 from dasksom.core.search import best_matching_units, bmu_distances, node_distances
 from dasksom.core.sums import _bin_counts
 
@@ -27,7 +28,12 @@ def _checked(chunk: Any, row_offset: int, nan_policy: str) -> Any:
 
 
 def predict_chunk(
-    chunk: Any, weights: np.ndarray, metric: str, row_offset: int = 0, nan_policy: str = "raise"
+    chunk: Any,
+    weights: np.ndarray,
+    metric: str,
+    row_offset: int = 0,
+    nan_policy: str = "raise",
+    index: PrunedIndex | None = None,
 ) -> Any:
     """BMU index of every row of a chunk (numpy or cupy in, same out).
 
@@ -43,6 +49,9 @@ def predict_chunk(
         Index of the chunk's first row in the whole array, for error messages.
     nan_policy : {"raise", "ignore"}, default="raise"
         ``"ignore"``: NaN marks a missing value and the search runs over the observed features.
+    index : PrunedIndex or None, default=None
+        The weights' index for the exact pruned search; None searches by brute force (see
+        :func:`dasksom.core.search.best_matching_units`).
 
     Returns
     -------
@@ -59,7 +68,7 @@ def predict_chunk(
     x, mask, prepared = prepare(
         _checked(chunk, row_offset, nan_policy), weights, metric, nan_policy
     )
-    return best_matching_units(x, prepared, mask=mask)
+    return best_matching_units(x, prepared, mask=mask, index=index)
 
 
 def transform_chunk(
@@ -104,6 +113,7 @@ def evaluate_chunk(
     row_offset: int = 0,
     nan_policy: str = "raise",
     keep_bmus: bool = False,
+    index: PrunedIndex | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Everything a fitted map measures on one chunk, from one BMU search.
 
@@ -123,6 +133,9 @@ def evaluate_chunk(
         ``"ignore"``: NaN marks a missing value; everything is taken over the observed features.
     keep_bmus : bool, default=False
         Also return each row's BMU.
+    index : PrunedIndex or None, default=None
+        The weights' index for the exact pruned search; None searches by brute force (see
+        :func:`dasksom.core.search.best_matching_units`).
 
     Returns
     -------
@@ -141,7 +154,9 @@ def evaluate_chunk(
     x, mask, prepared = prepare(
         _checked(chunk, row_offset, nan_policy), weights, metric, nan_policy
     )
-    best, runner_up = best_matching_units(x, prepared, second=True, mask=mask)
+    best, runner_up = best_matching_units(
+        x, prepared, second=True, mask=mask, index=index
+    )
     bmus = to_host(best) if keep_bmus else None
     if mask is not None:
         keep = xp.flatnonzero(best >= 0)

@@ -28,6 +28,11 @@ from dasksom.backends.arrays import array_module
 from dasksom.backends.cuda import device_block_rows, free_device_bytes, require_gpu
 from dasksom.core.metrics import Metric, PreparedWeights
 from dasksom.core.missing import observed_rows
+from dasksom.core.pruned import PrunedIndex, pruned_best_matching_units
+
+# Rows per group of the pruned search on a GPU: each group is a few kernel launches, so groups
+# are far larger than on a CPU, where they are sized for the cache.
+DEVICE_GROUP_ROWS = 4096
 
 
 def _rows_per_block(prepared: PreparedWeights, n_features: int) -> int:
@@ -40,9 +45,18 @@ def _rows_per_block(prepared: PreparedWeights, n_features: int) -> int:
 
 
 def best_matching_units(
-    x: Any, prepared: PreparedWeights, second: bool = False, mask: Any = None
+    x: Any,
+    prepared: PreparedWeights,
+    second: bool = False,
+    mask: Any = None,
+    index: PrunedIndex | None = None,
 ) -> Any:
     """BMU index of every row of ``x`` (ties go to the lowest index).
+
+    By brute force, or, given an ``index``, by the exact pruned search
+    (:mod:`dasksom.core.pruned`): the same units but between nodes whose distances are equal
+    within rounding.  The pruned search takes no missing values and only the exact product;
+    rows it cannot take are searched by brute force.
 
     Parameters
     ----------
@@ -56,6 +70,9 @@ def best_matching_units(
     mask : bool array of shape (n, D) or None, default=None
         Marks the observed values (missing ones are 0 in ``x``); a row with no observed value
         gets -1.  None when every value is observed.
+    index : PrunedIndex or None, default=None
+        The weights' index for the pruned search (:meth:`SearchPlan.index
+        <dasksom.core.bmu_search.SearchPlan.index>`), on the host; None searches by brute force.
 
     Returns
     -------
@@ -63,6 +80,11 @@ def best_matching_units(
         In ``x``'s array module.
     """
     xp = array_module(x)
+    if index is not None and _prunable(index, prepared, mask):
+        found = pruned_best_matching_units(
+            x, index.to(xp), second=second, block_rows=None if xp is np else DEVICE_GROUP_ROWS
+        )
+        return (found.best, found.second) if second else found.best
     n_rows = x.shape[0]
     best = xp.empty(n_rows, dtype=xp.int64)
     runner_up = xp.empty(n_rows, dtype=xp.int64) if second else None
@@ -86,6 +108,17 @@ def best_matching_units(
         if runner_up is not None:
             runner_up[empty] = -1
     return (best, runner_up) if second else best
+
+
+def _prunable(index: PrunedIndex, prepared: PreparedWeights, mask: Any) -> bool:
+    """Whether the pruned search can take this chunk: the index in the chunk's compute type
+    and metric, no missing values, the exact product."""
+    return (
+        mask is None
+        and prepared.precision.exact
+        and index.metric == prepared.metric.name
+        and index.dtype == prepared.weights.dtype
+    )
 
 
 def best_columns(scores: Any, offsets: Any = None) -> Any:

@@ -20,6 +20,7 @@ from dasksom.backends import arrays
 from dasksom.backends.arrays import array_module, to_host
 from dasksom.core.metrics import prepare
 from dasksom.core.missing import NonFinite, find_nonfinite
+from dasksom.core.pruned import PrunedIndex
 from dasksom.core.search import best_matching_units, bmu_distances
 
 
@@ -180,6 +181,7 @@ def partial_sums(
     check_finite: bool = True,
     nan_policy: str = "raise",
     precision: str = "exact",
+    index: PrunedIndex | None = None,
 ) -> PartialSums:
     """Batch-SOM partial sums of one chunk against the epoch's weights.
 
@@ -199,6 +201,9 @@ def partial_sums(
         ``"raise"``: NaN is an error; ``"ignore"``: NaN is a missing value.
     precision : {"exact", "tf32", "bfloat16", "float16"}, default="exact"
         Rounding of the BMU search's product (see :mod:`dasksom.core.precision`).
+    index : PrunedIndex or None, default=None
+        The weights' index for the exact pruned search (built from ``weights``); None searches
+        by brute force (see :func:`dasksom.core.search.best_matching_units`).
 
     Returns
     -------
@@ -220,7 +225,7 @@ def partial_sums(
                 xp.zeros((n_nodes, n_features), dtype=xp.float64), zeros, zeros, 0, nonfinite
             )
     x, mask, prepared = prepare(chunk, weights, metric, nan_policy, precision)
-    bmu = best_matching_units(x, prepared, mask=mask)
+    bmu = best_matching_units(x, prepared, mask=mask, index=index)
     return _sums_by_bmu(x, mask, bmu, prepared.weights)
 
 

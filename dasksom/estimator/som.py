@@ -17,6 +17,7 @@ import numpy as np
 
 from dasksom.backends.arrays import array_module, compute_dtype, to_host
 from dasksom.backends.devices import DEVICES, Device
+from dasksom.core.bmu_search import BMU_SEARCHES, plan_for_weights
 from dasksom.core.chunk_tasks import evaluate_chunk, predict_chunk, transform_chunk
 from dasksom.core.initialization import INITS, check_init_array, initial_weights
 from dasksom.core.lattice import TOPOLOGIES, Lattice
@@ -24,6 +25,7 @@ from dasksom.core.metrics import METRICS, get_metric
 from dasksom.core.missing import NAN_POLICIES
 from dasksom.core.neighborhood import NEIGHBORHOODS
 from dasksom.core.precision import PRECISIONS
+from dasksom.core.pruned import PrunedIndex
 from dasksom.core.schedule import DECAYS, radius_schedule
 from dasksom.estimator.params import (
     PATH,
@@ -41,6 +43,7 @@ from dasksom.io.sources import as_dask_array
 from dasksom.io.storage import first_row
 from dasksom.training import engine
 from dasksom.training.checkpoints import changed_settings, check_fingerprint, data_fingerprint
+from dasksom.training.search_plans import SearchPlanner
 
 logger = logging.getLogger("dasksom")
 
@@ -214,6 +217,15 @@ class SOM:
         sums, distances, predictions and quality measures stay exact.  On CPUs the narrow
         formats are emulated (same rounding, no speed-up).  Product metrics only (euclidean,
         cosine); float16 refuses values above 65504.
+    bmu_search : {"auto", "brute", "pruned"}, default="auto"
+        How the best-matching units are found (:mod:`dasksom.core.bmu_search`): ``"brute"``
+        computes every row-to-node distance; ``"pruned"`` bounds them all with a product on
+        the data's top principal axes and computes only those that can win, exactly (the same
+        BMUs but between nodes at equal distance within rounding); ``"auto"`` prunes where a
+        sample of the data shows it costs less, re-deciding as the radius shrinks, and
+        searches by brute force otherwise (low dimensions, small maps, data without
+        low-dimensional structure, missing values, a narrow ``precision``).  The map is the
+        same either way; only the time differs.
 
     Attributes
     ----------
@@ -224,6 +236,8 @@ class SOM:
     n_features_in_ : int
     feature_names_in_ : ndarray of str, only when fitted on data with string column names
     n_iter_ : int, epochs run
+    search_plan_ : SearchPlan, only after fit: the BMU search of the last epoch, which
+        predict, evaluate and score reuse
     warm_up_seconds_ : float, only after a fit on GPU chunks: seconds spent compiling (or
         loading from CuPy's cache) the kernels before the first epoch, on the slowest worker
     """
@@ -251,6 +265,7 @@ class SOM:
         nan_policy: str = "raise",
         device: Device = "cpu",
         precision: str = "exact",
+        bmu_search: str = "auto",
     ) -> None:
         self.height = height
         self.width = width
@@ -272,6 +287,7 @@ class SOM:
         self.nan_policy = nan_policy
         self.device = device
         self.precision = precision
+        self.bmu_search = bmu_search
 
     _estimator_type = "clusterer"
 
@@ -301,6 +317,7 @@ class SOM:
         "nan_policy": [Options(NAN_POLICIES)],
         "device": [Options(DEVICES)],
         "precision": [Options(PRECISIONS)],
+        "bmu_search": [Options(BMU_SEARCHES)],
     }
 
     @classmethod
@@ -350,6 +367,12 @@ class SOM:
                 f"precision={self.precision!r} rounds the operands of a product, and "
                 f"metric={self.metric!r} computes none; use precision='exact' with it, or a "
                 "product metric (euclidean, cosine)."
+            )
+        if self.bmu_search == "pruned" and (self.nan_policy, self.precision) != ("raise", "exact"):
+            raise ValueError(
+                "bmu_search='pruned' needs complete rows and the exact product; with "
+                f"nan_policy={self.nan_policy!r} and precision={self.precision!r} use "
+                "bmu_search='auto' (which then searches by brute force) or 'brute'."
             )
         lattice = Lattice(int(self.height), int(self.width), self.topology, bool(self.pbc))
         if n_features is not None:
@@ -403,6 +426,8 @@ class SOM:
             rng = np.random.default_rng(self.random_state)
             weights = initial_weights(data, lattice, self.init, rng, self.nan_policy)
             state = engine.TrainingState(weights, sigmas)
+        requested = self.bmu_search if self.precision == "exact" else "brute"
+        planner = SearchPlanner.for_data(requested, data, self.metric, self.nan_policy)
         with _verbose_logging(self.verbose):
             state = engine.train(
                 data,
@@ -415,8 +440,10 @@ class SOM:
                 on_epoch_end=self._checkpoint_writer(lattice, fingerprint),
                 nan_policy=self.nan_policy,
                 precision=self.precision,
+                planner=planner,
             )
         self._set_fitted(lattice, state.weights, state.history)
+        self.search_plan_ = planner.plan
         self.feature_names_in_ = _feature_names(X)
         if self.feature_names_in_ is None:
             del self.feature_names_in_
@@ -542,20 +569,38 @@ class SOM:
                 "This SOM is not fitted yet; call fit(X) first or load a map."
             )
 
+    def _search_index(self, dtype: Any) -> PrunedIndex | None:
+        """The pruned search's index of the fitted weights for chunks of compute type
+        ``dtype``, or None for brute force: the plan of the last epoch, or (``"pruned"`` on a
+        map loaded or given by hand) the principal axes of the weights."""
+        if self.bmu_search == "brute" or self.nan_policy == "ignore":
+            return None
+        plan = getattr(self, "search_plan_", None)
+        if plan is None and self.bmu_search == "pruned":
+            plan = plan_for_weights(self.weights_, self.metric)
+        return None if plan is None else plan.index(self.weights_, compute_dtype(dtype))
+
     def fit_predict(self, X: Any, y: Any = None) -> Any:
         """Fit the map on ``X`` and return the best-matching unit of every sample."""
         return self.fit(X).predict(X)
 
     def _map_rows(
-        self, X: Any, per_chunk: Any, width: int | None, dtype_of: Callable[[np.dtype], Any]
+        self,
+        X: Any,
+        per_chunk: Any,
+        width: int | None,
+        dtype_of: Callable[[np.dtype], Any],
+        search: bool = False,
     ) -> Any:
         """``per_chunk(chunk, weights, metric)`` over the row chunks of ``X``, giving values of
         type ``dtype_of(data dtype)``: lazy for dask input, computed to numpy for anything
-        else.  ``X`` is checked and moved to the workers once."""
+        else.  ``X`` is checked and moved to the workers once; ``search`` passes the BMU
+        search's ``index``."""
         self._check_fitted()
         data = self._place(*self._input(X, fitted=True))
         dtype = dtype_of(data.dtype)
         shape = {"drop_axis": 1} if width is None else {"chunks": (data.chunks[0], (width,))}
+        options = {"index": self._search_index(data.dtype)} if search else {}
         result = da.map_blocks(
             _per_chunk,
             data,
@@ -563,6 +608,7 @@ class SOM:
             self.weights_,
             self.metric,
             self.nan_policy,
+            options,
             dtype=dtype,
             **shape,
         )
@@ -587,7 +633,7 @@ class SOM:
             and returned as numpy.  :meth:`best_matching_units` always returns numpy.  -1 for a
             sample with no observed value (``nan_policy="ignore"``).
         """
-        return self._map_rows(X, predict_chunk, None, lambda _: np.int64)
+        return self._map_rows(X, predict_chunk, None, lambda _: np.int64, search=True)
 
     def best_matching_units(self, X: Any) -> np.ndarray:
         """Every sample's best-matching unit as a host numpy array, whatever ``X`` is."""
@@ -643,9 +689,17 @@ class SOM:
         offsets = engine.chunk_row_offsets(data)
         chunk_task = dask.delayed(evaluate_chunk, pure=True, nout=2)
         weights = dask.delayed(self.weights_)
+        index = dask.delayed(self._search_index(data.dtype))
         parts = [
             chunk_task(
-                block, weights, self.metric, self.lattice_, offset, self.nan_policy, keep_bmus
+                block,
+                weights,
+                self.metric,
+                self.lattice_,
+                offset,
+                self.nan_policy,
+                keep_bmus,
+                index,
             )
             for block, offset in zip(data.to_delayed().ravel(), offsets, strict=True)
         ]
@@ -783,9 +837,10 @@ def _per_chunk(
     weights: Any,
     metric: str,
     nan_policy: str,
+    options: dict,
     block_info: dict | None = None,
 ) -> Any:
-    return per_chunk(chunk, weights, metric, first_row(block_info), nan_policy)
+    return per_chunk(chunk, weights, metric, first_row(block_info), nan_policy, **options)
 
 
 def _quality_of(totals: np.ndarray, nan_policy: str) -> dict:

@@ -31,11 +31,13 @@ import dask.array as da
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from dasksom.backends.arrays import array_module, to_host
+from dasksom.backends.arrays import array_module, compute_dtype, to_host
+from dasksom.core.bmu_search import BRUTE, SearchPlan
 from dasksom.core.lattice import Lattice
 from dasksom.core.neighborhood import DENSE_MAX_NODES, smooth
 from dasksom.core.sums import PartialSums, partial_sums
 from dasksom.training.history import EarlyStopping, epoch_record
+from dasksom.training.search_plans import SearchPlanner
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -232,6 +234,7 @@ def epoch_sums(
     check_finite: bool = False,
     nan_policy: str = "raise",
     precision: str = "exact",
+    plan: SearchPlan = BRUTE,
 ) -> PartialSums:
     """Partial sums of every chunk against ``weights``, added up by a tree reduction.
 
@@ -253,6 +256,9 @@ def epoch_sums(
         ``"ignore"``: NaN marks a missing value.
     precision : {"exact", "tf32", "bfloat16", "float16"}, default="exact"
         Rounding of the BMU search's product (see :mod:`dasksom.core.precision`).
+    plan : SearchPlan, default=BRUTE
+        The BMU search (:mod:`dasksom.core.bmu_search`); a pruned plan's index of ``weights`` is
+        built once, in the graph, for every chunk.
 
     Returns
     -------
@@ -262,6 +268,9 @@ def epoch_sums(
     # The weights travel inside the graph rather than scattered: a worker lost mid-epoch then
     # costs a recomputation, not the epoch (scattered data cannot be recovered).
     shared_weights = dask.delayed(weights)
+    index = None
+    if plan.pruned:
+        index = dask.delayed(plan.index, pure=True)(shared_weights, compute_dtype(data.dtype))
     offsets = chunk_row_offsets(data)
     blocks = list(data.to_delayed().ravel())
     # Many small chunks: each task sums a group of SPLIT_EVERY chunks, the tree's first level,
@@ -270,7 +279,9 @@ def epoch_sums(
     group_task = dask.delayed(_group_sums, pure=True)
     settings = (metric, check_finite, nan_policy, precision)
     parts = [
-        group_task(shared_weights, settings, offsets[i : i + group], *blocks[i : i + group])
+        group_task(
+            shared_weights, index, settings, offsets[i : i + group], *blocks[i : i + group]
+        )
         for i in range(0, len(blocks), group)
     ]
     with compute_context():
@@ -279,12 +290,12 @@ def epoch_sums(
 
 
 def _group_sums(
-    weights: np.ndarray, settings: tuple, offsets: list[int], *blocks: Any
+    weights: np.ndarray, index: Any, settings: tuple, offsets: list[int], *blocks: Any
 ) -> PartialSums:
     """Partial sums of consecutive chunks, added in order."""
     metric, check_finite, nan_policy, precision = settings
     parts = [
-        partial_sums(block, weights, metric, offset, check_finite, nan_policy, precision)
+        partial_sums(block, weights, metric, offset, check_finite, nan_policy, precision, index)
         for block, offset in zip(blocks, offsets, strict=True)
     ]
     return add_in_order(*parts)
@@ -434,6 +445,7 @@ def train(
     on_epoch_end: Callable[[TrainingState], None] | None = None,
     nan_policy: str = "raise",
     precision: str = "exact",
+    planner: SearchPlanner | None = None,
 ) -> TrainingState:
     """Run the remaining epochs of ``state`` on ``data``, one distributed pass each.
 
@@ -460,6 +472,9 @@ def train(
         ``"ignore"``: NaN marks a missing value.
     precision : {"exact", "tf32", "bfloat16", "float16"}, default="exact"
         Rounding of the BMU search's product (see :mod:`dasksom.core.precision`).
+    planner : SearchPlanner or None, default=None
+        Chooses each epoch's BMU search (:mod:`dasksom.training.search_plans`), resumed from
+        ``state.history``; None searches by brute force.
 
     Returns
     -------
@@ -472,11 +487,14 @@ def train(
         When the data holds values ``nan_policy`` refuses, or the map overflowed.
     """
     stopper = EarlyStopping.resumed(tol, n_iter_no_change, state.history)
+    if planner is None:
+        planner = SearchPlanner("brute", metric, compute_dtype(data.dtype))
+    planner.resume(state.history)
     settings = (metric, neighborhood, nan_policy, precision, _smoothing_module(data, lattice))
     for epoch in range(state.epochs_done, len(state.sigmas)):
         if stopper.should_stop:
             break
-        record = _train_epoch(data, lattice, state, epoch, on_epoch_end, *settings)
+        record = _train_epoch(data, lattice, state, epoch, on_epoch_end, planner, *settings)
         if stopper.update(record["map_difference"]):
             logger.info(
                 "stopping early: map difference below %g for %d epochs", tol, n_iter_no_change
@@ -490,6 +508,7 @@ def _train_epoch(
     state: TrainingState,
     epoch: int,
     on_epoch_end: Callable[[TrainingState], None] | None,
+    planner: SearchPlanner,
     metric: str,
     neighborhood: str,
     nan_policy: str,
@@ -501,7 +520,10 @@ def _train_epoch(
     started = time.perf_counter()
     sigma = float(state.sigmas[epoch])
     check_finite = epoch == 0 or nan_policy == "ignore"
-    sums = epoch_sums(data, state.weights, metric, check_finite, nan_policy, precision)
+    plan, chosen = planner.plan_for(state.weights, sigma)
+    if chosen:
+        logger.info("BMU search: %s", plan.describe())
+    sums = epoch_sums(data, state.weights, metric, check_finite, nan_policy, precision, plan)
     sums.nonfinite.raise_if_any(data.shape[0])
     new_weights = update_weights(
         lattice, sums, state.weights, sigma, neighborhood, smoothing_module
@@ -509,7 +531,9 @@ def _train_epoch(
     check_no_overflow(data, sums, new_weights)
     difference = float(np.abs(new_weights - state.weights).mean())
     state.weights = new_weights
-    extra = {} if nan_policy == "raise" else {"rows_without_values": sums.rows_without_values}
+    extra: dict = planner.record(plan, chosen)
+    if nan_policy != "raise":
+        extra["rows_without_values"] = sums.rows_without_values
     record = epoch_record(
         epoch,
         sigma,

@@ -408,3 +408,39 @@ def test_the_gpu_memory_budget_counts_a_gpu_shared_by_workers_once(monkeypatch):
 
     monkeypatch.setattr(engine, "distributed_client", lambda: Client())
     assert gpu.device_memory_budget() == 15
+
+
+# --- the pruned search on a device ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("data", ["float32", "uint8", "float16"])
+@pytest.mark.parametrize("metric", METRIC_NAMES)
+def test_the_pruned_search_of_a_device_chunk_gives_numpys_units(cupy, metric, data):
+    from dasksom.core.bmu_search import choose_plan
+
+    x, weights, _ = problem(data, n_rows=600, n_features=24)
+    plan = choose_plan("pruned", x.astype(np.float64), weights, metric, np.float32)
+    index = plan.index(weights, np.float32)
+    lattice = Lattice(5, 6)
+    found = predict_chunk(to_device(x), weights, metric, index=index)
+    assert isinstance(found, cupy.ndarray)
+    np.testing.assert_array_equal(found.get(), predict_chunk(x, weights, metric))
+    totals, _ = evaluate_chunk(to_device(x), weights, metric, lattice, index=index)
+    np.testing.assert_allclose(totals, evaluate_chunk(x, weights, metric, lattice)[0], rtol=1e-6)
+    sums = partial_sums(to_device(x), weights, metric, index=index).to_host()
+    assert_sums_equal(sums, partial_sums(x, weights, metric), rtol=1e-6)
+
+
+def test_the_pruned_search_takes_device_sized_groups(cupy, monkeypatch):
+    from dasksom.core import pruned
+    from dasksom.core.bmu_search import choose_plan
+
+    x, weights, _ = problem("float32", n_rows=600, n_features=24)
+    index = choose_plan("pruned", x, weights, "euclidean", np.float32).index(weights, "f4")
+    groups = []
+    real = pruned._search_groups
+    monkeypatch.setattr(pruned, "_search_groups", lambda *a: groups.append(a[5]) or real(*a))
+    search.best_matching_units(
+        to_device(x), PreparedWeights.build(weights, "euclidean", cupy, np.float32), index=index
+    )
+    assert groups == [search.DEVICE_GROUP_ROWS]

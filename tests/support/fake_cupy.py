@@ -147,11 +147,12 @@ def _creation(function: Any) -> Any:
 # cupy.* functions: all exist in CuPy under these names.  Creation functions take host data.
 CREATION = ("array", "asarray", "ascontiguousarray", "arange", "empty", "full", "ones", "zeros")
 DEVICE = (
-    "abs", "all", "any", "argmax", "argmin", "argwhere", "broadcast_to",
-    "concatenate", "cumsum", "dot", "einsum", "empty_like", "flatnonzero", "full_like",
+    "abs", "all", "any", "argmax", "argmin", "argwhere", "broadcast_to", "concatenate",
+    "count_nonzero", "cumsum", "dot", "einsum", "empty_like", "flatnonzero", "full_like",
     "isfinite", "isinf", "isnan", "matmul", "max", "maximum", "mean", "min", "minimum", "ndim",
-    "nanmax", "nanmean", "nanmin", "nansum", "ones_like", "repeat", "reshape", "shape", "sqrt",
-    "stack", "subtract", "sum", "take", "tensordot", "transpose", "where", "zeros_like",
+    "nanmax", "nanmean", "nanmin", "nansum", "nextafter", "nonzero", "ones_like", "repeat",
+    "reshape", "shape", "sort", "sqrt", "stack", "subtract", "sum", "take", "tensordot",
+    "transpose", "where", "zeros_like",
 )  # fmt: skip
 # Functions whose arguments after the first are indices, which CuPy moves to the device itself.
 HOST_INDICES = ("take",)

@@ -223,6 +223,7 @@ OTHER_VALUES = {
     "nan_policy": "ignore",
     "device": "gpu",
     "precision": "bfloat16",
+    "bmu_search": "brute",
 }
 
 
@@ -249,4 +250,4 @@ def test_the_command_line_and_fit_agree_whether_a_checkpoint_resumes(
         assert "other settings" in str(error) and name in str(error)
         fit_resumes = False
     assert cli_resumes == fit_resumes
-    assert fit_resumes == (name in {"chunks", "persist", "verbose"})
+    assert fit_resumes == (name in {"chunks", "persist", "verbose", "bmu_search"})

@@ -1,0 +1,133 @@
+"""When training chooses its BMU search, and on which rows (:mod:`dasksom.core.bmu_search`).
+
+A plan is chosen on a sample of the data before the first epoch and again whenever the
+neighbourhood radius has halved since the last choice: as the map unfolds and shrinks onto the
+data, the candidates per row change.  Each epoch's history entry records the search it ran
+(``bmu_search``, ``search_components``) and whether it chose it then (``search_chosen``); a
+resumed run takes the plan of its last entry back, so it decides exactly as the uninterrupted
+run did.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import dask.array as da
+import numpy as np
+
+from dasksom.backends.arrays import compute_dtype, to_host
+from dasksom.core.bmu_search import BRUTE, SAMPLE_ROWS, SearchPlan, choose_plan, n_components_for
+from dasksom.core.pruned import principal_basis
+
+
+def search_sample(data: da.Array, n_rows: int = SAMPLE_ROWS) -> np.ndarray:
+    """Up to ``n_rows`` rows spread evenly over ``data`` (every chunk gives some), float64.
+
+    Parameters
+    ----------
+    data : dask array of shape (N, D)
+        Finite rows (the first epoch has checked them or will).
+    n_rows : int, default=SAMPLE_ROWS
+
+    Returns
+    -------
+    ndarray of shape (min(N, n_rows), D)
+    """
+    stride = max(1, -(-data.shape[0] // n_rows))
+    return np.asarray(to_host(data[::stride].compute()), dtype=np.float64)
+
+
+@dataclass
+class SearchPlanner:
+    """Chooses each epoch's BMU search.
+
+    Attributes
+    ----------
+    requested : {"auto", "brute", "pruned"}
+    metric : str
+    dtype : numpy dtype
+        The chunks' compute dtype.
+    sample : ndarray of shape (n, D) or None, default=None
+        The rows plans are chosen on; None (with ``"brute"``) never samples.
+    plan : SearchPlan, default=BRUTE
+        The plan of the moment.
+    chosen_at_sigma : float or None, default=None
+        The radius at which it was chosen; None before the first choice.
+    """
+
+    requested: str
+    metric: str
+    dtype: Any
+    sample: np.ndarray | None = None
+    plan: SearchPlan = BRUTE
+    chosen_at_sigma: float | None = None
+    _axes: tuple[np.ndarray, np.ndarray] | None = None
+
+    def axes(self) -> tuple[np.ndarray, np.ndarray]:
+        """The sample's mean and principal axes, computed once."""
+        if self._axes is None:
+            assert self.sample is not None
+            k = n_components_for(self.sample.shape[1])
+            self._axes = principal_basis(self.sample, k, self.metric)
+        return self._axes
+
+    @classmethod
+    def for_data(cls, requested: str, data: da.Array, metric: str, nan_policy: str) -> Any:
+        """A planner for training on ``data``: brute force alone where pruning cannot run
+        (missing values), a sample of ``data`` otherwise."""
+        dtype = compute_dtype(data.dtype)
+        if requested == "brute" or nan_policy == "ignore":
+            return cls("brute", metric, dtype)
+        return cls(requested, metric, dtype, search_sample(data))
+
+    def resume(self, history: list[dict]) -> None:
+        """Take back the plan of a checkpoint's last epoch, and the radius it was chosen at."""
+        if self.sample is None or not history or "bmu_search" not in history[-1]:
+            return
+        chosen = [record for record in history if record.get("search_chosen")]
+        if not chosen:
+            return
+        self.chosen_at_sigma = float(chosen[-1]["sigma"])
+        last = history[-1]
+        if last["bmu_search"] != "pruned":
+            self.plan = BRUTE
+            return
+        mean, basis = self.axes()
+        self.plan = SearchPlan("pruned", basis.shape[1], mean, basis, self.metric)
+
+    def plan_for(self, weights: np.ndarray, sigma: float) -> tuple[SearchPlan, bool]:
+        """The epoch's plan, and whether it was chosen now.
+
+        Parameters
+        ----------
+        weights : ndarray of shape (M, D)
+            The epoch's starting weights.
+        sigma : float
+            Its radius.
+
+        Returns
+        -------
+        plan : SearchPlan
+        chosen : bool
+        """
+        if self.sample is None:
+            return self.plan, False
+        if self.chosen_at_sigma is not None and sigma > self.chosen_at_sigma / 2:
+            return self.plan, False
+        if not np.isfinite(self.sample).all():
+            return BRUTE, False  # the first epoch's check names the values
+        self.plan = choose_plan(
+            self.requested, self.sample, weights, self.metric, self.dtype, self.axes()
+        )
+        self.chosen_at_sigma = float(sigma)
+        return self.plan, True
+
+    @staticmethod
+    def record(plan: SearchPlan, chosen: bool) -> dict:
+        """The history entry's fields for an epoch that ran ``plan``."""
+        return {
+            "bmu_search": plan.strategy,
+            "search_components": int(plan.n_components),
+            "search_chosen": bool(chosen),
+        }
