@@ -45,6 +45,7 @@ from dasksom.cli.maps import (
 )
 from dasksom.cli.progress import progress
 from dasksom.core.analysis import majority_label_accuracy
+from dasksom.core.bmu_search import BMU_SEARCHES
 from dasksom.core.initialization import INITS
 from dasksom.core.lattice import TOPOLOGIES
 from dasksom.core.metrics import METRICS
@@ -164,6 +165,13 @@ def _add_training_options(parser: argparse.ArgumentParser, size: str, epochs: in
         default="exact",
         help="operands of the BMU search's product during training: 'exact', or rounded to "
         "tf32, bfloat16 or float16 with float32 sums (GPU tensor cores; emulated on CPUs)",
+    )
+    group.add_argument(
+        "--bmu-search",
+        choices=BMU_SEARCHES,
+        default="auto",
+        help="how BMUs are found: 'brute' (every distance), 'pruned' (exact, skips the "
+        "distances that cannot win), or 'auto' (prunes where a sample shows it pays)",
     )
 
 
@@ -412,6 +420,7 @@ def _estimator(args: argparse.Namespace, **extra: Any) -> SOM:
         random_state=args.seed,
         nan_policy=args.nan_policy,
         precision=args.precision,
+        bmu_search=args.bmu_search,
         device="gpu" if getattr(args, "gpus", None) else args.device,
         # Progress comes from the command's own display, not the engine's log lines.
         verbose=False,

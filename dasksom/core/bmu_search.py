@@ -22,7 +22,6 @@ import numpy as np
 
 from dasksom.backends.arrays import to_host
 from dasksom.core.pruned import (
-    GROUP_ROWS,
     PRUNED_METRICS,
     SORT_COMPONENTS,
     PrunedIndex,
@@ -33,22 +32,25 @@ from dasksom.core.pruned import (
 BMU_SEARCHES = ("auto", "brute", "pruned")
 # The bound's width: a quarter of the features, at most MAX_COMPONENTS (n_components_for).
 MAX_COMPONENTS = 64
-# Rows of the sample that the principal axes come from, and of the part of it that the
-# candidates are counted on.
+# Rows of the sample that the principal axes come from (at most SAMPLE_SHARE of the data, so
+# that choosing stays cheap beside an epoch), and of the part of it that the candidates are
+# counted on.
 SAMPLE_ROWS = 4096
+SAMPLE_SHARE = 1 / 16
 MEASURE_ROWS = 2048
 # "auto" prunes only where the predicted cost is below this share of brute force's: the cost
 # model is rough, and a loss must never happen.
 PRUNE_BELOW = 0.8
-# The cost model's units: one multiply-add of a BLAS product.  An elementwise numpy pass costs
-# about ELEMENTWISE multiply-adds per element, one group of the pruned search (Python and numpy
-# call overhead) GROUP_OVERHEAD; measured with benchmarks/pruned.py on MNIST and uniform data.
+# The cost model's units: one multiply-add of a BLAS product.  An elementwise pass over a row's
+# M scores costs about ELEMENTWISE multiply-adds per element: brute force makes BRUTE_PASSES
+# (offsets, best column), the pruned search PRUNED_PASSES (node of smallest bound, the
+# candidate scan, the sort key); its per-row work in float64 (centring, norms, margins) costs
+# ROW_OVERHEAD_PER_FEATURE per feature.  Fitted to one-thread timings of MNIST with a trained
+# 50x50 map (benchmarks/pruned.py checks the predictions against the measured ratios).
 ELEMENTWISE = 35.0
-GROUP_OVERHEAD = 5.0e6
-# Elementwise passes over a row's M scores: brute force subtracts the offsets and takes the
-# best column; the pruned search also compares, counts and collects candidates.
 BRUTE_PASSES = 2
-PRUNED_PASSES = 6
+PRUNED_PASSES = 4
+ROW_OVERHEAD_PER_FEATURE = 128.0
 
 
 def n_components_for(n_features: int) -> int:
@@ -142,9 +144,8 @@ def predicted_costs(n_nodes: int, n_features: int, n_components: int, evaluated:
     bound_width = n_components + 2 + min(n_components, SORT_COMPONENTS) + 1
     pruned = (
         n_nodes * bound_width
-        + n_features * (n_components + evaluated)
+        + n_features * (n_components + evaluated + ROW_OVERHEAD_PER_FEATURE)
         + PRUNED_PASSES * ELEMENTWISE * n_nodes
-        + GROUP_OVERHEAD / GROUP_ROWS
     )
     return brute, pruned
 
@@ -190,15 +191,19 @@ def choose_plan(
     if requested == "brute" or metric not in PRUNED_METRICS or not np.isfinite(rows).all():
         return BRUTE  # non-finite rows: the epoch's own check names them
     n_nodes, n_features = weights.shape
-    mean, basis = axes or principal_basis(rows, n_components_for(n_features), metric)
-    k = basis.shape[1]
+    k = n_components_for(n_features)
+    brute_cost, best_case = predicted_costs(n_nodes, n_features, k, evaluated=1.0)
+    if requested == "auto" and best_case >= PRUNE_BELOW * brute_cost:
+        # Not even one distance per row would pay for the bound: nothing to measure.
+        return SearchPlan("brute", metric=metric, predicted_ratio=best_case / brute_cost)
+    mean, basis = axes or principal_basis(rows, k, metric)
     plan = SearchPlan("pruned", k, mean, basis, metric)
     index = plan.index(weights, dtype)
     if index is None:
         return BRUTE
     measured = rows[:: max(1, -(-rows.shape[0] // MEASURE_ROWS))].astype(dtype)
     evaluated = float(pruned_best_matching_units(measured, index).evaluated.mean())
-    brute_cost, pruned_cost = predicted_costs(n_nodes, n_features, k, evaluated)
+    _, pruned_cost = predicted_costs(n_nodes, n_features, k, evaluated)
     ratio = pruned_cost / brute_cost
     strategy = "pruned" if requested == "pruned" or ratio < PRUNE_BELOW else "brute"
     if strategy == "brute":

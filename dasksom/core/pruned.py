@@ -41,13 +41,14 @@ from typing import Any
 import numpy as np
 
 from dasksom.backends.arrays import array_module, to_host
+from dasksom.core.candidates import best_candidates
 
 PRUNED_METRICS = ("euclidean", "cosine", "manhattan")
 # Principal axes of the bound when none are given (principal_basis, PrunedIndex.from_rows).
 DEFAULT_COMPONENTS = 32
 # Rows per group: one (rows x M) bound matrix that stays in cache, and one dense product
 # against the union of the group's candidates.
-GROUP_ROWS = 64
+GROUP_ROWS = 256
 # Rows sorted together into groups: phase 1 keeps O(k) values for each of them.
 SORT_BLOCK_ROWS = 1 << 16
 # Elements (rows x D) of the widened, centred row block of phase 1.
@@ -715,12 +716,14 @@ def _search_groups(
                 scores[local, first] = kept
                 nodes = xp.stack([first, runner], axis=1)
         block = _widen(x[rows], index)
-        limit = _threshold(block, rows, nodes, bounds, index)
-        candidates = scores <= _in_dtype(limit, index.dtype, upward=True)[:, None]
-        counts = xp.count_nonzero(candidates, axis=1)
-        if rows.shape[0] and int(counts.min()) == 0:
-            raise ValueError("the pruned search found no candidate: the rows hold NaN or inf")
+        limit = _in_dtype(_threshold(block, rows, nodes, bounds, index), index.dtype, upward=True)
         targets = offset + rows
+        if xp is np:
+            _scan_group(block, scores, limit, index, targets, found)
+            continue
+        candidates = scores <= limit[:, None]
+        counts = xp.count_nonzero(candidates, axis=1)
+        _check_candidates(counts)
         found.candidates[targets] = counts
         if index.metric == "manhattan":
             distances, union = _manhattan_scores(block, candidates, index)
@@ -738,6 +741,30 @@ def _search_groups(
             distances = _product_scores(block[chosen], union, index)
             found.evaluated[targets[chosen]] = union.shape[0]
             _take_best(distances, union, targets[chosen], found)
+
+
+def _check_candidates(counts: Any) -> None:
+    if counts.shape[0] and int(counts.min()) == 0:
+        raise ValueError("the pruned search found no candidate: the rows hold NaN or inf")
+
+
+def _scan_group(
+    block: Any, bounds: Any, limits: Any, index: PrunedIndex, targets: Any, found: PrunedSearch
+) -> None:
+    """A group on the CPU: each row's own candidates scored by the compiled kernel
+    (:func:`dasksom.core.candidates.best_candidates`), in the metric's terms."""
+    if index.metric == "euclidean":
+        rows, nodes, offsets = block - index.mean[None, :], index.centred, index.half_norms
+    else:
+        rows, nodes, offsets = block, index.weights, np.zeros(index.n_nodes, dtype=block.dtype)
+    best, second, counts = best_candidates(bounds, limits, rows, nodes, offsets, index.metric)
+    _check_candidates(counts)
+    found.best[targets] = best
+    if found.second is not None:
+        # A map of one node: brute force names it second as well.
+        found.second[targets] = np.where(second < 0, best, second)
+    found.candidates[targets] = counts
+    found.evaluated[targets] = counts
 
 
 def _group_bounds(keys: Any, group: int) -> list[tuple[int, int]]:

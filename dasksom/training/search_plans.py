@@ -16,24 +16,33 @@ from typing import Any
 import dask.array as da
 import numpy as np
 
-from dasksom.backends.arrays import compute_dtype, to_host
-from dasksom.core.bmu_search import BRUTE, SAMPLE_ROWS, SearchPlan, choose_plan, n_components_for
+from dasksom.backends.arrays import array_module, compute_dtype, to_host
+from dasksom.core.bmu_search import (
+    BRUTE,
+    SAMPLE_ROWS,
+    SAMPLE_SHARE,
+    SearchPlan,
+    choose_plan,
+    n_components_for,
+)
 from dasksom.core.pruned import principal_basis
 
 
 def search_sample(data: da.Array, n_rows: int = SAMPLE_ROWS) -> np.ndarray:
-    """Up to ``n_rows`` rows spread evenly over ``data`` (every chunk gives some), float64.
+    """Rows spread evenly over ``data`` (every chunk gives some), float64: ``n_rows``, or
+    :data:`SAMPLE_SHARE` of the rows where that is fewer (at least 64).
 
     Parameters
     ----------
     data : dask array of shape (N, D)
-        Finite rows (the first epoch has checked them or will).
+        Rows, not yet checked for NaN or inf (the first epoch does).
     n_rows : int, default=SAMPLE_ROWS
 
     Returns
     -------
-    ndarray of shape (min(N, n_rows), D)
+    ndarray of shape (about min(N, n_rows, max(64, N * SAMPLE_SHARE)), D)
     """
+    n_rows = min(n_rows, max(64, int(data.shape[0] * SAMPLE_SHARE)))
     stride = max(1, -(-data.shape[0] // n_rows))
     return np.asarray(to_host(data[::stride].compute()), dtype=np.float64)
 
@@ -75,9 +84,12 @@ class SearchPlanner:
     @classmethod
     def for_data(cls, requested: str, data: da.Array, metric: str, nan_policy: str) -> Any:
         """A planner for training on ``data``: brute force alone where pruning cannot run
-        (missing values), a sample of ``data`` otherwise."""
+        (missing values) or is not measured (``"auto"`` on GPU chunks), a sample of ``data``
+        otherwise."""
         dtype = compute_dtype(data.dtype)
-        if requested == "brute" or nan_policy == "ignore":
+        # On GPUs "auto" keeps brute force: the cost model is measured on CPUs only.
+        on_device = array_module(data._meta) is not np
+        if requested == "brute" or nan_policy == "ignore" or (on_device and requested == "auto"):
             return cls("brute", metric, dtype)
         return cls(requested, metric, dtype, search_sample(data))
 
