@@ -43,14 +43,20 @@ MEASURE_ROWS = 2048
 PRUNE_BELOW = 0.8
 # The cost model's units: one multiply-add of a BLAS product.  An elementwise pass over a row's
 # M scores costs about ELEMENTWISE multiply-adds per element: brute force makes BRUTE_PASSES
-# (offsets, best column), the pruned search PRUNED_PASSES (node of smallest bound, the
-# candidate scan, the sort key); its per-row work in float64 (centring, norms, margins) costs
-# ROW_OVERHEAD_PER_FEATURE per feature.  Fitted to one-thread timings of MNIST with a trained
-# 50x50 map (benchmarks/pruned.py checks the predictions against the measured ratios).
+# (offsets, best column); the pruned search's work per node and row (the node of smallest
+# bound, the candidate scan, the sort key, and their share of the group's overhead) costs
+# PRUNED_PASSES of them, and its per-row work in float64 (centring, norms, margins)
+# ROW_OVERHEAD_PER_FEATURE per feature.  Fitted to threaded passes over 10,000 MNIST rows with
+# trained 20x20 and 50x50 maps (benchmarks/pruned.py compares every prediction of its grid
+# with the measured ratio; the model is pessimistic for the pruned search on very large maps,
+# where brute force's weights no longer fit in cache).
 ELEMENTWISE = 35.0
 BRUTE_PASSES = 2
-PRUNED_PASSES = 4
-ROW_OVERHEAD_PER_FEATURE = 128.0
+PRUNED_PASSES = 11
+ROW_OVERHEAD_PER_FEATURE = 175.0
+# Building the pruned index once per epoch costs about this much per weight (a float64 product
+# of width 2k and a few float64 passes over the M x D weights), shared by the epoch's rows.
+INDEX_COST_PER_WEIGHT = 200.0
 
 
 def n_components_for(n_features: int) -> int:
@@ -124,7 +130,9 @@ class SearchPlan:
 BRUTE = SearchPlan("brute")
 
 
-def predicted_costs(n_nodes: int, n_features: int, n_components: int, evaluated: float) -> tuple:
+def predicted_costs(
+    n_nodes: int, n_features: int, n_components: int, evaluated: float, n_rows: int = 1 << 30
+) -> tuple:
     """Predicted cost per row of brute force and of the pruned search, in multiply-adds.
 
     Parameters
@@ -135,6 +143,8 @@ def predicted_costs(n_nodes: int, n_features: int, n_components: int, evaluated:
         ``k``.
     evaluated : float
         Mean true distances per row of the pruned search.
+    n_rows : int, default=2**30
+        Rows per epoch, which share the cost of building the index once per epoch.
 
     Returns
     -------
@@ -146,6 +156,7 @@ def predicted_costs(n_nodes: int, n_features: int, n_components: int, evaluated:
         n_nodes * bound_width
         + n_features * (n_components + evaluated + ROW_OVERHEAD_PER_FEATURE)
         + PRUNED_PASSES * ELEMENTWISE * n_nodes
+        + n_nodes * n_features * (2 * n_components + INDEX_COST_PER_WEIGHT) / max(1, n_rows)
     )
     return brute, pruned
 
@@ -157,6 +168,7 @@ def choose_plan(
     metric: str,
     dtype: Any,
     axes: tuple[np.ndarray, np.ndarray] | None = None,
+    n_rows: int | None = None,
 ) -> SearchPlan:
     """The search to run for the map ``weights``, chosen on ``sample``.
 
@@ -178,6 +190,8 @@ def choose_plan(
     axes : (mean, basis) or None, default=None
         ``principal_basis(sample, n_components_for(D), metric)``, when the caller keeps it;
         None computes it.
+    n_rows : int or None, default=None
+        Rows per epoch (the index is built once for them); None: the sample's.
 
     Returns
     -------
@@ -192,7 +206,8 @@ def choose_plan(
         return BRUTE  # non-finite rows: the epoch's own check names them
     n_nodes, n_features = weights.shape
     k = n_components_for(n_features)
-    brute_cost, best_case = predicted_costs(n_nodes, n_features, k, evaluated=1.0)
+    n_rows = rows.shape[0] if n_rows is None else n_rows
+    brute_cost, best_case = predicted_costs(n_nodes, n_features, k, 1.0, n_rows)
     if requested == "auto" and best_case >= PRUNE_BELOW * brute_cost:
         # Not even one distance per row would pay for the bound: nothing to measure.
         return SearchPlan("brute", metric=metric, predicted_ratio=best_case / brute_cost)
@@ -203,7 +218,7 @@ def choose_plan(
         return BRUTE
     measured = rows[:: max(1, -(-rows.shape[0] // MEASURE_ROWS))].astype(dtype)
     evaluated = float(pruned_best_matching_units(measured, index).evaluated.mean())
-    _, pruned_cost = predicted_costs(n_nodes, n_features, k, evaluated)
+    _, pruned_cost = predicted_costs(n_nodes, n_features, k, evaluated, n_rows)
     ratio = pruned_cost / brute_cost
     strategy = "pruned" if requested == "pruned" or ratio < PRUNE_BELOW else "brute"
     if strategy == "brute":

@@ -63,6 +63,8 @@ class SearchPlanner:
         The plan of the moment.
     chosen_at_sigma : float or None, default=None
         The radius at which it was chosen; None before the first choice.
+    n_rows : int or None, default=None
+        Rows per epoch, for the cost model; None: the sample's.
     """
 
     requested: str
@@ -71,6 +73,7 @@ class SearchPlanner:
     sample: np.ndarray | None = None
     plan: SearchPlan = BRUTE
     chosen_at_sigma: float | None = None
+    n_rows: int | None = None
     _axes: tuple[np.ndarray, np.ndarray] | None = None
 
     def axes(self) -> tuple[np.ndarray, np.ndarray]:
@@ -91,7 +94,7 @@ class SearchPlanner:
         on_device = array_module(data._meta) is not np
         if requested == "brute" or nan_policy == "ignore" or (on_device and requested == "auto"):
             return cls("brute", metric, dtype)
-        return cls(requested, metric, dtype, search_sample(data))
+        return cls(requested, metric, dtype, search_sample(data), n_rows=data.shape[0])
 
     def resume(self, history: list[dict]) -> None:
         """Take back the plan of a checkpoint's last epoch, and the radius it was chosen at."""
@@ -130,7 +133,7 @@ class SearchPlanner:
         if not np.isfinite(self.sample).all():
             return BRUTE, False  # the first epoch's check names the values
         self.plan = choose_plan(
-            self.requested, self.sample, weights, self.metric, self.dtype, self.axes()
+            self.requested, self.sample, weights, self.metric, self.dtype, self.axes(), self.n_rows
         )
         self.chosen_at_sigma = float(sigma)
         return self.plan, True

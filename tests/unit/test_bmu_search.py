@@ -62,7 +62,7 @@ def test_pruned_is_obeyed_even_where_it_does_not_pay():
 
 
 def test_auto_prunes_high_dimensional_data_with_low_dimensional_structure_on_a_large_map():
-    chosen = plan("auto", low_rank(n_features=512), 1600)
+    chosen = plan("auto", low_rank(n_features=784), 2500)
     assert chosen.pruned and chosen.predicted_ratio < 0.8
 
 
@@ -267,3 +267,15 @@ def test_pruned_training_on_a_local_cluster_equals_brute_force_there(client):
     pruned = SOM(6, 6, random_state=0, bmu_search="pruned", chunks=150).fit(rows)
     np.testing.assert_array_equal(pruned.weights_, brute.weights_)
     np.testing.assert_array_equal(pruned.predict(rows), brute.predict(rows))
+
+
+def test_the_command_line_trains_with_the_search_it_is_given(tmp_path):
+    from dasksom.cli.main import main
+
+    np.save(tmp_path / "x.npy", separated())
+    out = tmp_path / "out"
+    args = ["train", str(tmp_path / "x.npy"), "--size", "5x5", "--epochs", "2", "--workers", "0"]
+    assert main([*args, "--output", str(out), "--bmu-search", "pruned", "--no-plots"]) == 0
+    trained = dasksom.load(out / "map.npz")
+    assert trained.bmu_search == "pruned"
+    assert {h["bmu_search"] for h in trained.history_} == {"pruned"}
