@@ -43,7 +43,7 @@ from dasksom.io.sources import as_dask_array
 from dasksom.io.storage import first_row
 from dasksom.training import engine
 from dasksom.training.checkpoints import changed_settings, check_fingerprint, data_fingerprint
-from dasksom.training.search_plans import SearchPlanner
+from dasksom.training.search_plans import SearchPlanner, warm_up_search
 
 logger = logging.getLogger("dasksom")
 
@@ -238,6 +238,9 @@ class SOM:
     n_iter_ : int, epochs run
     search_plan_ : SearchPlan, only after fit: the BMU search of the last epoch, which
         predict, evaluate and score reuse
+    search_warm_up_seconds_ : float, only after a fit that may prune on CPUs: seconds spent
+        compiling (or loading from numba's cache) the pruned search's kernel before the first
+        epoch, on the slowest process
     warm_up_seconds_ : float, only after a fit on GPU chunks: seconds spent compiling (or
         loading from CuPy's cache) the kernels before the first epoch, on the slowest worker
     """
@@ -428,6 +431,7 @@ class SOM:
             state = engine.TrainingState(weights, sigmas)
         requested = self.bmu_search if self.precision == "exact" else "brute"
         planner = SearchPlanner.for_data(requested, data, self.metric, self.nan_policy)
+        self._warm_up_search(planner)
         with _verbose_logging(self.verbose):
             state = engine.train(
                 data,
@@ -462,6 +466,17 @@ class SOM:
         )
         self.warm_up_seconds_ = seconds
         logger.info("GPU kernels compiled or loaded in %.1f s, apart from epoch times", seconds)
+
+    def _warm_up_search(self, planner: SearchPlanner) -> None:
+        """Where the pruned search may run on CPUs: compile its kernel before the first epoch,
+        timed apart from it (``search_warm_up_seconds_``)."""
+        self.__dict__.pop("search_warm_up_seconds_", None)
+        if planner.sample is None:
+            return
+        self.search_warm_up_seconds_ = warm_up_search(planner.dtype)
+        logger.info(
+            "pruned search kernel compiled or loaded in %.2f s", self.search_warm_up_seconds_
+        )
 
     def _checkpoint_writer(
         self, lattice: Lattice, fingerprint: dict | None

@@ -10,6 +10,7 @@ run did.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +26,7 @@ from dasksom.core.bmu_search import (
     choose_plan,
     n_components_for,
 )
+from dasksom.core.candidates import warm_up
 from dasksom.core.pruned import principal_basis
 
 
@@ -45,6 +47,35 @@ def search_sample(data: da.Array, n_rows: int = SAMPLE_ROWS) -> np.ndarray:
     n_rows = min(n_rows, max(64, int(data.shape[0] * SAMPLE_SHARE)))
     stride = max(1, -(-data.shape[0] // n_rows))
     return np.asarray(to_host(data[::stride].compute()), dtype=np.float64)
+
+
+def warm_up_search(dtype: Any) -> float:
+    """Compile, or load from numba's cache, the pruned search's CPU kernel wherever chunks run
+    (every worker of the default ``distributed`` client, or this process), before the first
+    epoch, so that epoch times do not include it.
+
+    Parameters
+    ----------
+    dtype : numpy dtype
+        The chunks' compute dtype.
+
+    Returns
+    -------
+    float
+        The longest time a process took, in seconds.
+    """
+    from dasksom.training.engine import distributed_client
+
+    client = distributed_client()
+    if client is None:
+        return _timed_warm_up(dtype)
+    return max(client.run(_timed_warm_up, dtype).values(), default=0.0)
+
+
+def _timed_warm_up(dtype: Any) -> float:
+    started = time.perf_counter()
+    warm_up(dtype)
+    return time.perf_counter() - started
 
 
 @dataclass
