@@ -161,6 +161,17 @@ def predicted_costs(
     return brute, pruned
 
 
+def pruning_can_pay(n_nodes: int, n_features: int, n_rows: int = 1 << 30) -> bool:
+    """Whether the pruned search could cost less than :data:`PRUNE_BELOW` of brute force on
+    a map of ``n_nodes`` over ``n_features``, even at its best (one true distance per row).
+
+    Where it cannot, ``"auto"`` needs no sample, no measurement and no compiled kernel.
+    """
+    k = n_components_for(n_features)
+    brute_cost, best_case = predicted_costs(n_nodes, n_features, k, 1.0, n_rows)
+    return best_case < PRUNE_BELOW * brute_cost
+
+
 def choose_plan(
     requested: str,
     sample: np.ndarray,
@@ -208,8 +219,7 @@ def choose_plan(
     k = n_components_for(n_features)
     n_rows = rows.shape[0] if n_rows is None else n_rows
     brute_cost, best_case = predicted_costs(n_nodes, n_features, k, 1.0, n_rows)
-    if requested == "auto" and best_case >= PRUNE_BELOW * brute_cost:
-        # Not even one distance per row would pay for the bound: nothing to measure.
+    if requested == "auto" and not pruning_can_pay(n_nodes, n_features, n_rows):
         return SearchPlan("brute", metric=metric, predicted_ratio=best_case / brute_cost)
     mean, basis = axes or principal_basis(rows, k, metric)
     plan = SearchPlan("pruned", k, mean, basis, metric)

@@ -44,7 +44,6 @@ from typing import Any
 import numpy as np
 
 from dasksom.backends.arrays import array_module, to_host
-from dasksom.core.candidates import best_candidates
 
 PRUNED_METRICS = ("euclidean", "cosine", "manhattan")
 # Principal axes of the bound when none are given (principal_basis, PrunedIndex.from_rows).
@@ -762,6 +761,9 @@ def _scan_group(
         rows, nodes, offsets = block - index.mean[None, :], index.centred, index.half_norms
     else:
         rows, nodes, offsets = block, index.weights, np.zeros(index.n_nodes, dtype=block.dtype)
+    # numba is imported only where a CPU process prunes: brute-force workers never pay for it.
+    from dasksom.core.candidates import best_candidates
+
     best, second, counts = best_candidates(bounds, limits, rows, nodes, offsets, index.metric)
     _check_candidates(counts)
     found.best[targets] = best

@@ -430,7 +430,9 @@ class SOM:
             weights = initial_weights(data, lattice, self.init, rng, self.nan_policy)
             state = engine.TrainingState(weights, sigmas)
         requested = self.bmu_search if self.precision == "exact" else "brute"
-        planner = SearchPlanner.for_data(requested, data, self.metric, self.nan_policy)
+        planner = SearchPlanner.for_data(
+            requested, data, self.metric, self.nan_policy, lattice.n_nodes
+        )
         self._warm_up_search(planner)
         with _verbose_logging(self.verbose):
             state = engine.train(

@@ -25,8 +25,8 @@ from dasksom.core.bmu_search import (
     SearchPlan,
     choose_plan,
     n_components_for,
+    pruning_can_pay,
 )
-from dasksom.core.candidates import warm_up
 from dasksom.core.pruned import principal_basis
 
 
@@ -73,6 +73,8 @@ def warm_up_search(dtype: Any) -> float:
 
 
 def _timed_warm_up(dtype: Any) -> float:
+    from dasksom.core.candidates import warm_up
+
     started = time.perf_counter()
     warm_up(dtype)
     return time.perf_counter() - started
@@ -116,14 +118,22 @@ class SearchPlanner:
         return self._axes
 
     @classmethod
-    def for_data(cls, requested: str, data: da.Array, metric: str, nan_policy: str) -> Any:
-        """A planner for training on ``data``: brute force alone where pruning cannot run
-        (missing values) or is not measured (``"auto"`` on GPU chunks), a sample of ``data``
+    def for_data(
+        cls, requested: str, data: da.Array, metric: str, nan_policy: str, n_nodes: int
+    ) -> Any:
+        """A planner for training a map of ``n_nodes`` on ``data``: brute force alone where
+        pruning cannot run (missing values), is not measured (``"auto"`` on GPU chunks) or
+        cannot pay for this shape (``"auto"``, :func:`pruning_can_pay`); a sample of ``data``
         otherwise."""
         dtype = compute_dtype(data.dtype)
         # On GPUs "auto" keeps brute force: the cost model is measured on CPUs only.
         on_device = array_module(data._meta) is not np
-        if requested == "brute" or nan_policy == "ignore" or (on_device and requested == "auto"):
+        hopeless = not pruning_can_pay(n_nodes, data.shape[1], data.shape[0])
+        if (
+            requested == "brute"
+            or nan_policy == "ignore"
+            or (requested == "auto" and (on_device or hopeless))
+        ):
             return cls("brute", metric, dtype)
         return cls(requested, metric, dtype, search_sample(data), n_rows=data.shape[0])
 

@@ -16,6 +16,7 @@ from dasksom.core.bmu_search import (
     n_components_for,
     plan_for_weights,
     predicted_costs,
+    pruning_can_pay,
 )
 from dasksom.core.metrics import PreparedWeights
 from dasksom.core.search import best_matching_units
@@ -147,10 +148,11 @@ def test_rows_with_missing_values_are_searched_by_brute_force_despite_an_index()
 # --- when training chooses --------------------------------------------------------------------
 
 
-def planner_on(rows, requested="auto"):
+def planner_on(rows, requested="pruned", n_nodes=900):
     import dask.array as da
 
-    return SearchPlanner.for_data(requested, da.from_array(rows, chunks=500), "euclidean", "raise")
+    data = da.from_array(rows, chunks=500)
+    return SearchPlanner.for_data(requested, data, "euclidean", "raise", n_nodes)
 
 
 def test_training_chooses_again_only_when_the_radius_has_halved():
@@ -164,8 +166,30 @@ def test_training_chooses_again_only_when_the_radius_has_halved():
 def test_a_planner_for_missing_values_never_samples_and_searches_by_brute_force():
     import dask.array as da
 
-    planner = SearchPlanner.for_data("auto", da.zeros((100, 8)), "euclidean", "ignore")
+    planner = SearchPlanner.for_data("auto", da.zeros((100, 8)), "euclidean", "ignore", 4)
     assert planner.sample is None and planner.plan_for(np.zeros((4, 8)), 1.0) == (BRUTE, False)
+
+
+def test_auto_never_samples_a_map_that_pruning_cannot_pay_for():
+    rows = low_rank()
+    assert not pruning_can_pay(9, rows.shape[1], rows.shape[0])
+    planner = planner_on(rows, "auto", n_nodes=9)
+    assert planner.sample is None and planner.plan_for(rows[:9], 1.0) == (BRUTE, False)
+
+
+def test_training_a_small_map_never_imports_numba_on_its_workers():
+    from distributed import Client, LocalCluster
+
+    # A cluster of its own: the session's shared one may have pruned already.
+    with (
+        LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=":0") as cluster,
+        Client(cluster) as client,
+    ):
+        som = SOM(3, 3, epochs=1, random_state=0).fit(low_rank())
+        loaded = client.run(lambda: "numba" in __import__("sys").modules)
+    assert som.search_plan_.strategy == "brute"
+    assert not hasattr(som, "search_warm_up_seconds_")
+    assert not any(loaded.values()), loaded
 
 
 def test_a_resumed_planner_takes_back_the_plan_and_the_radius_it_was_chosen_at():
@@ -219,9 +243,9 @@ def test_predict_evaluate_and_score_with_the_pruned_search_equal_brute_forces():
 
 
 def test_each_epoch_records_the_search_it_ran_and_whether_it_chose_it_then():
-    som = SOM(6, 6, random_state=0, epochs=3, bmu_search="auto").fit(separated())
+    som = SOM(6, 6, random_state=0, epochs=3, bmu_search="pruned").fit(separated())
     assert [h["search_chosen"] for h in som.history_][0] is True
-    assert {h["bmu_search"] for h in som.history_} <= {"brute", "pruned"}
+    assert {h["bmu_search"] for h in som.history_} == {"pruned"}
     assert som.search_plan_.strategy == som.history_[-1]["bmu_search"]
 
 
