@@ -18,7 +18,15 @@ from _common import BENCH_DIR, RESULTS_DIR
 
 DOC = BENCH_DIR.parent / "docs" / "performance.md"
 START, END = "<!-- results:start -->", "<!-- results:end -->"
-ORDER = ("roofline", "peers", "out_of_core", "scaling", "quality_mnist")
+ORDER = (
+    "roofline",
+    "pruned",
+    "floatsom_protocol",
+    "peers",
+    "out_of_core",
+    "scaling",
+    "quality_mnist",
+)
 
 
 def describe(code: dict) -> str:

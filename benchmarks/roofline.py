@@ -83,8 +83,12 @@ def fit_history(
     return som.fit(x).history_
 
 
-def candidates_by_epoch(x: np.ndarray, height: int, width: int, epochs: int) -> list[dict]:
-    """Candidates per row of the pruned search on the weights each epoch starts from."""
+def candidates_by_epoch(
+    x: np.ndarray, height: int, width: int, epochs: int, whole_data_basis: bool = False
+) -> list[dict]:
+    """Candidates per row of the pruned search on the weights each epoch starts from, with the
+    basis training takes (a sample's principal axes) or, with ``whole_data_basis``, those of
+    all of ``x``."""
     from dasksom import Lattice
     from dasksom.core.bmu_search import n_components_for
     from dasksom.core.initialization import initial_weights
@@ -109,7 +113,8 @@ def candidates_by_epoch(x: np.ndarray, height: int, width: int, epochs: int) -> 
         neighborhood="gaussian",
         on_epoch_end=lambda s: starts.append(s.weights.copy()),
     )
-    mean, basis = principal_basis(search_sample(data), n_components_for(x.shape[1]))
+    rows = x if whole_data_basis else search_sample(data)
+    mean, basis = principal_basis(rows, n_components_for(x.shape[1]))
     counts = []
     for epoch, start in enumerate(starts[:epochs]):
         found = pruned_best_matching_units(x, PrunedIndex.build(start, basis, mean))

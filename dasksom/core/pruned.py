@@ -382,8 +382,8 @@ def principal_basis(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Mean and top principal axes of ``rows``, for :meth:`PrunedIndex.build`.
 
-    For tests and benchmarks; in training the axes come from the out-of-core PCA of the data
-    (``core.initialization.principal_components``).
+    Training takes them from a sample of rows spread over every chunk
+    (:func:`dasksom.training.search_plans.search_sample`).
 
     Parameters
     ----------
