@@ -36,12 +36,15 @@ from dasksom.cli.maps import (
     CSV_HEADERS,
     PLOT_KINDS,
     draw,
+    explorer_wanted,
     open_data,
     parse_chunks,
     read_labels,
+    run_explore,
     run_info,
     run_plot,
     run_predict,
+    write_explorer_file,
 )
 from dasksom.cli.progress import progress
 from dasksom.core.analysis import majority_label_accuracy
@@ -53,6 +56,7 @@ from dasksom.core.missing import NAN_POLICIES
 from dasksom.core.neighborhood import NEIGHBORHOODS
 from dasksom.core.precision import PRECISIONS
 from dasksom.estimator.som import SOM
+from dasksom.estimator.summary import evaluate_and_summarize
 from dasksom.io import SUPPORTED_EXTENSIONS
 from dasksom.io.atomic import write_text
 from dasksom.io.map_file import existing_map, read_map
@@ -189,6 +193,13 @@ def _add_output_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--log-json", metavar="FILE", help="append one JSON object per epoch to FILE"
     )
+    group.add_argument(
+        "--explorer",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="write explorer.html, the interactive explorer of the map, from the pass over the "
+        "data after training (default: when bokeh, the 'explore' extra, is installed)",
+    )
 
 
 def _add_config_option(parser: argparse.ArgumentParser) -> None:
@@ -287,6 +298,9 @@ def build_parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argumen
     plot = _command(commands, "plot", "draw one picture of a saved map")
     _add_plot_arguments(plot)
     plot.set_defaults(run=run_plot)
+    explore = _command(commands, "explore", "write the interactive explorer of a saved map")
+    _add_explore_arguments(explore)
+    explore.set_defaults(run=run_explore)
     info = _command(commands, "info", "show a saved map's settings, lattice and history")
     info.add_argument("map", metavar="MAP", help="a map (map.npz) or a checkpoint")
     info.add_argument("--json", action="store_true", help="print JSON")
@@ -363,6 +377,32 @@ def _add_plot_arguments(plot: argparse.ArgumentParser) -> None:
     _add_data_options(plot)
     add_cluster_options(plot, workers=0)
     _add_config_option(plot)
+
+
+def _add_explore_arguments(explore: argparse.ArgumentParser) -> None:
+    explore.add_argument("map", metavar="MAP", help="a saved map (map.npz)")
+    explore.add_argument(
+        "data",
+        nargs="?",
+        metavar="DATA",
+        help="the rows (optional; hits, QE, labels and row samples need them): " + DATA_HELP,
+    )
+    explore.add_argument("-o", "--output", default="explorer.html", help="the HTML file to write")
+    explore.add_argument(
+        "--clusters",
+        metavar="FILE",
+        help="a file of one cluster per node (e.g. from SOMNet.cluster), shown as a layer",
+    )
+    explore.add_argument(
+        "--sample-size",
+        type=whole_number(0, "--sample-size"),
+        default=8,
+        metavar="K",
+        help="row ids kept per node (a reproducible sample)",
+    )
+    _add_data_options(explore)
+    add_cluster_options(explore, workers=0)
+    _add_config_option(explore)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -457,9 +497,11 @@ def write_results(
     plots: bool = True,
     features: Sequence[int | str] | None = None,
     settings: dict | None = None,
+    explorer: bool | None = None,
 ) -> dict:
-    """Save the map, a JSON summary and the pictures into ``output``, reading the data once
-    (quality, hit counts and with labels every row's best-matching unit: one pass).
+    """Save the map, a JSON summary, the pictures and the explorer into ``output``, reading
+    the data once (quality, hit counts, with labels every row's best-matching unit, and the
+    explorer's node summary: one pass).
 
     Parameters
     ----------
@@ -479,6 +521,8 @@ def write_results(
         The component planes to draw; None: those whose weights vary most.
     settings : dict, default=None
         The options of the run, stored under ``"settings"``.
+    explorer : bool, default=None
+        Write ``explorer.html``; None: when bokeh is installed (else a line says how).
 
     Returns
     -------
@@ -487,7 +531,13 @@ def write_results(
     """
     output.mkdir(parents=True, exist_ok=True)
     som.save(output / "map.npz")
-    evaluation = som.evaluate(data, keep_bmus=labels is not None)
+    summary_of_nodes, label_values = None, None
+    if explorer_wanted(explorer):
+        evaluation, summary_of_nodes, label_values = evaluate_and_summarize(
+            som, data, labels, keep_bmus=labels is not None
+        )
+    else:
+        evaluation = som.evaluate(data, keep_bmus=labels is not None)
     summary = _summary(som, evaluation, output, labels)
     if plots:
         pictures = _pictures(labels, image_shape)
@@ -505,6 +555,10 @@ def write_results(
                 final_quantization_error=evaluation["quantization_error"],
             )
         summary["plots"] = [str(output / name) for name in pictures]
+    if summary_of_nodes is not None:
+        page = output / "explorer.html"
+        write_explorer_file(som, page, summary_of_nodes, label_values, image_shape, settings)
+        summary["explorer"] = str(page)
     summary["settings"] = settings or {}
     write_text(output / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary
@@ -592,6 +646,7 @@ def run_demo(args: argparse.Namespace) -> int:
             image_shape=(8, 8),
             features=args.features,
             settings=effective_settings(args),
+            explorer=args.explorer,
         )
     _report(summary, output)
     return 0
@@ -607,8 +662,9 @@ def _report(summary: dict, output: Path) -> None:
     if "majority_label_accuracy" in summary:
         line += f", majority-label accuracy {summary['majority_label_accuracy']:.3f}"
     print(line)
+    explorer = ", explorer.html" if "explorer" in summary else ""
     print(
-        f"wrote the map, summary.json and {len(summary.get('plots', []))} pictures to "
+        f"wrote the map, summary.json{explorer} and {len(summary.get('plots', []))} pictures to "
         f"{output.resolve()}"
     )
 
@@ -721,6 +777,7 @@ def run_train(args: argparse.Namespace) -> int:
             plots=args.plots,
             features=args.features,
             settings=effective_settings(args),
+            explorer=args.explorer,
         )
     _report(summary, output)
     return 0

@@ -16,7 +16,7 @@ import numpy as np
 
 from dasksom.backends.arrays import to_host
 from dasksom.cli.cluster import dask_cluster
-from dasksom.cli.config import UsageError, check_writable, output_path
+from dasksom.cli.config import RunError, UsageError, check_writable, output_path
 from dasksom.io.atomic import atomic_directory, atomic_file
 from dasksom.io.sources import FORMATS
 from dasksom.training.engine import compute_context
@@ -429,4 +429,129 @@ def run_info(args: argparse.Namespace) -> int:
             f"{record.get('map_difference', float('nan')):>12.4g}"
             f"{record.get('seconds', float('nan')):>10.3g}"
         )
+    return 0
+
+
+def _bokeh_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("bokeh") is not None
+
+
+def explorer_wanted(wanted: bool | None) -> bool:
+    """Whether to write the explorer: ``--explorer`` (bokeh must be installed), ``--no-explorer``,
+    or neither (when bokeh is installed; otherwise a line says how to get it).
+
+    Parameters
+    ----------
+    wanted : bool or None
+        The option's value.
+
+    Returns
+    -------
+    bool
+
+    Raises
+    ------
+    RunError
+        ``wanted`` is True and bokeh is not installed.
+    """
+    if wanted is False:
+        return False
+    if _bokeh_installed():
+        return True
+    hint = "the explorer needs bokeh: pip install 'dasksom[explore]'"
+    if wanted:
+        raise RunError(hint)
+    print(f"no explorer.html: {hint} (or pass --no-explorer)")
+    return False
+
+
+def write_explorer_file(
+    som: Any,
+    path: Path,
+    summary: Any = None,
+    label_values: np.ndarray | None = None,
+    image_shape: Sequence[int] | None = None,
+    settings: dict | None = None,
+    clusters: np.ndarray | None = None,
+) -> Path:
+    """Write the interactive explorer of ``som`` to ``path``.
+
+    Parameters
+    ----------
+    som : fitted SOM
+        The map.
+    path : pathlib.Path
+        The HTML file.
+    summary : NodeSummary, default=None
+        The node summary of the data (:mod:`dasksom.estimator.summary`); None shows the map's
+        own layers only.
+    label_values : ndarray, default=None
+        The labels of the summary's label codes.
+    image_shape : sequence of int, default=None
+        The shape of a row as an image.
+    settings : dict, default=None
+        The run's settings to show.
+    clusters : ndarray, default=None
+        One cluster per node.
+
+    Returns
+    -------
+    pathlib.Path
+        The file.
+    """
+    from dasksom.explorer import write_explorer
+
+    return write_explorer(
+        som,
+        path,
+        summary,
+        label_values,
+        clusters=clusters,
+        feature_shape=image_shape,
+        settings=settings,
+    )
+
+
+def run_explore(args: argparse.Namespace) -> int:
+    """``dasksom explore``: the interactive explorer of a saved map, as one HTML file.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed ``dasksom explore`` command line.
+
+    Returns
+    -------
+    int
+        The exit status, 0.
+    """
+    from dasksom.estimator.som import load
+
+    output = output_path(args.output, "explorer")
+    if args.labels is not None and args.data is None:
+        raise UsageError("--labels needs the DATA argument (the rows they label)")
+    if not _bokeh_installed():
+        raise RunError("the explorer needs bokeh: pip install 'dasksom[explore]'")
+    check_writable(output, "explorer", "--output")
+    som = load(args.map)
+    clusters = None
+    if args.clusters is not None:
+        clusters = read_labels(args.clusters, som.lattice_.n_nodes)
+    from dasksom.estimator.summary import summarize
+
+    with dask_cluster(args):
+        summary, label_values = None, None
+        if args.data is not None:
+            data = open_data(args)
+            labels = read_labels(args.labels, data.shape[0]) if args.labels else None
+            summary, label_values = summarize(som, data, labels, sample_size=args.sample_size)
+        try:
+            write_explorer_file(
+                som, output, summary, label_values, args.image_shape, som.get_params(), clusters
+            )
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    print(f"wrote the explorer of {args.map} to {output}")
     return 0

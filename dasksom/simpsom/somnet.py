@@ -482,6 +482,51 @@ class SOMNet:
             logger.info("Clustering results saved to %s", path)
         return labels, points
 
+    def explore(
+        self,
+        data: Any = None,
+        labels: Any = None,
+        file_name: str | os.PathLike = "explorer.html",
+        *,
+        clusters: Any = None,
+        feature_shape: tuple[int, int] | None = None,
+    ) -> Path:
+        """Write the interactive explorer of the map: one self-contained HTML file.
+
+        dasksom's own (simpsom has no explorer); needs ``pip install 'dasksom[explore]'``.
+
+        Parameters
+        ----------
+        data : array-like or dask array, default=None
+            The rows to summarise per node (hits, QE, labels, sampled row ids), read chunk by
+            chunk; None: the training data, when the map has it.
+        labels : array-like of shape (n_samples,), default=None
+            One label per row.
+        file_name : str or os.PathLike, default="explorer.html"
+            The file, inside ``output_path`` unless absolute.
+        clusters : array-like of shape (M,), default=None
+            A cluster per node (e.g. :meth:`cluster` of the node weights), shown as a layer.
+        feature_shape : tuple of int, default=None
+            ``(height, width)`` of a row as an image (28x28 for MNIST).
+
+        Returns
+        -------
+        pathlib.Path
+            The file written.
+        """
+        from dasksom.explorer import explore
+
+        rows = self.data if data is None else data
+        path = Path(self.output_path) / file_name
+        return explore(
+            self.som,
+            rows,
+            None if labels is None else np.asarray(labels),
+            path,
+            clusters=None if clusters is None else np.asarray(clusters),
+            feature_shape=feature_shape,
+        )
+
     # -- plots (drawing lives in dasksom.simpsom.plots) -----------------------------------
 
     def _plot_file(self, kwargs: dict, default: str) -> None:
