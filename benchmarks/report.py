@@ -21,7 +21,9 @@ START, END = "<!-- results:start -->", "<!-- results:end -->"
 ORDER = (
     "roofline",
     "pruned",
+    "sample_basis",
     "floatsom_protocol",
+    "explorer",
     "peers",
     "out_of_core",
     "scaling",

@@ -129,6 +129,8 @@ done
 
 # One worker per task.  srun is told the cpus per task (Slurm 22.05+ does not pass the job's
 # -c on to steps).  BLAS stays at one thread per Dask thread (the nanny sets OMP_NUM_THREADS).
+# Freed blocks under 32 MiB are reused, not page-faulted anew (training.engine.WORKER_MMAP_THRESHOLD).
+export MALLOC_MMAP_THRESHOLD_=${MALLOC_MMAP_THRESHOLD_:-33554432}
 srun --ntasks="$NTASKS" --cpus-per-task="$CPUS_PER_TASK" --kill-on-bad-exit=1 \
     dask worker --scheduler-file "$SCHEDULER_FILE" "${WORKER_BIND[@]}" \
     --nthreads "$CPUS_PER_TASK" --memory-limit "$MEMORY_LIMIT" &

@@ -8,7 +8,7 @@ import pytest
 from dasksom import SOM, Lattice
 from dasksom.core.neighborhood import neighborhood_matrix
 from dasksom.core.sums import partial_sums
-from dasksom.training.engine import epoch_sums, update_weights
+from dasksom.training.engine import WORKER_MMAP_THRESHOLD, epoch_sums, update_weights
 
 from ..support import reference
 
@@ -195,3 +195,10 @@ def test_numpy_input_on_a_cluster_goes_to_the_workers_not_inside_every_graph(blo
     with dask.config.set(scheduler="threads"):
         alone = SOM(4, 4, epochs=2, chunks=500, random_state=0).fit(rows)
     np.testing.assert_array_equal(som.weights_, alone.weights_)
+
+
+def test_workers_a_local_cluster_starts_reuse_freed_blocks_below_32_mib(client):
+    import os
+
+    thresholds = client.run(lambda: os.environ.get("MALLOC_MMAP_THRESHOLD_"))
+    assert set(thresholds.values()) == {str(WORKER_MMAP_THRESHOLD)}
