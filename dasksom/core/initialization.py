@@ -14,13 +14,18 @@ import dask
 import dask.array as da
 import numpy as np
 
-from dasksom.backends.arrays import to_host
+from dasksom.backends.arrays import array_module, to_host
 from dasksom.core.lattice import Lattice
 from dasksom.core.missing import NonFinite
 
 INITS = ("random", "sample", "pca")
-# Above this many features the D x D covariance gives way to a randomized SVD.
-MAX_COVARIANCE_FEATURES = 4096
+# Above this many features the D x D covariance gives way to a subspace iteration: each chunk's
+# partial Gram matrix is 8 D^2 bytes (32 MiB at 2048) and a tree reduction holds several at
+# once in a worker (at 4096 features, 134 MB each killed 400 MB workers).
+MAX_COVARIANCE_FEATURES = 2048
+# Columns of the random start of the wide data's subspace iteration: the two axes wanted plus
+# ten of oversampling (Halko, Martinsson & Tropp 2011).
+SUBSPACE_SIZE = 12
 
 
 def initial_weights(
@@ -178,20 +183,22 @@ def _raise_on_nonfinite(data: da.Array, count: int, nan_policy: str) -> None:
 def principal_components(
     data: da.Array, rng: np.random.Generator, nan_policy: str = "raise"
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Mean, first two principal axes and their variances, in one pass over the data.
+    """Mean, first two principal axes and their variances, in one or two passes over the data.
 
-    Up to :data:`MAX_COVARIANCE_FEATURES` features the ``D x D`` covariance is computed and
-    diagonalised; above, a randomized SVD of the centred data takes its place.
+    Up to :data:`MAX_COVARIANCE_FEATURES` features the ``D x D`` covariance is computed in one
+    pass and diagonalised; above, :func:`_subspace_axes` finds the axes in two passes (three
+    with missing values) that each reduce only ``D x`` :data:`SUBSPACE_SIZE` sums.
 
     Parameters
     ----------
     data : dask array of shape (N, D)
         The training data.
     rng : numpy.random.Generator
-        Seeds the randomized SVD.
+        Seeds the random start of the subspace iteration (wide data only).
     nan_policy : {"raise", "ignore"}, default="raise"
         ``"ignore"``: NaN marks a missing value; the mean is taken over observed values and the
-        covariance over the pairs of features both observed (the SVD fills in the mean).
+        covariance over the pairs of features both observed (wide data: over every row, with
+        the mean filled in).
 
     Returns
     -------
@@ -214,19 +221,7 @@ def principal_components(
         order = np.argsort(variances)[::-1][:2]
         axes, variances = vectors[:, order].T, variances[order]
     else:
-        x = data.astype(np.float64)
-        if nan_policy == "ignore":
-            mean, infinite = dask.compute(da.nanmean(x, axis=0), da.isinf(x).sum())
-            _raise_on_nonfinite(data, int(infinite), "ignore")
-            x = da.where(da.isnan(x), to_host(mean)[None, :], x)
-        else:
-            mean, nonfinite = dask.compute(x.mean(axis=0), (~da.isfinite(x)).sum())
-            _raise_on_nonfinite(data, int(nonfinite), "raise")
-        mean = to_host(mean)
-        seed = int(rng.integers(2**31))
-        _, singular, vt = da.linalg.svd_compressed(x - mean, k=2, seed=seed, compute=True)
-        axes = to_host(vt.compute())
-        variances = to_host(singular.compute()) ** 2 / max(n_rows - 1, 1)
+        mean, axes, variances = _subspace_axes(data, rng, nan_policy)
     if axes.shape[0] < 2:
         axes = np.vstack([axes, np.zeros_like(axes)])
         variances = np.append(variances, 0.0)
@@ -234,6 +229,45 @@ def principal_components(
     signs = np.sign(axes[np.arange(2), np.abs(axes).argmax(axis=1)])
     axes = axes * np.where(signs == 0, 1.0, signs)[:, None]
     return mean, axes, np.clip(variances, 0.0, None)
+
+
+def _subspace_axes(
+    data: da.Array, rng: np.random.Generator, nan_policy: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean, two principal axes and their variances of wide data: one step of subspace
+    iteration on the covariance ``C`` from a random ``D x l`` start ``G``, then Rayleigh-Ritz.
+
+    Pass one sums the rows and ``X^T (X G)``, giving ``C G`` without ever forming ``C``; pass
+    two projects the rows on an orthonormal basis ``V`` of ``C G`` and sums ``(X V)^T (X V)``,
+    the ``l x l`` matrix ``V^T C V`` whose leading eigenvectors give the axes.  Every chunk
+    returns ``D x l`` or ``l x l`` sums, so the data is read twice and never held.
+    """
+    n_rows, n_features = data.shape
+    x = data.astype(np.float64)
+    xp = array_module(x._meta)
+    start = xp.asarray(rng.standard_normal((n_features, SUBSPACE_SIZE)))
+    if nan_policy == "ignore":
+        mean, infinite = dask.compute(da.nanmean(x, axis=0), da.isinf(x).sum())
+        _raise_on_nonfinite(data, int(infinite), "ignore")
+        x = da.where(da.isnan(x), mean[None, :], x)
+        total, gram_start = dask.compute(x.sum(axis=0), x.T @ (x @ start))
+    else:
+        total, gram_start, nonfinite = dask.compute(
+            x.sum(axis=0), x.T @ (x @ start), (~da.isfinite(x)).sum()
+        )
+        _raise_on_nonfinite(data, int(nonfinite), "raise")
+    mean = to_host(total) / n_rows
+    denominator = max(n_rows - 1, 1)
+    start_host = to_host(start)
+    cov_start = (to_host(gram_start) - n_rows * np.outer(mean, mean @ start_host)) / denominator
+    basis, _ = np.linalg.qr(cov_start)
+    projected = x @ xp.asarray(basis)
+    gram, sums = dask.compute(projected.T @ projected, projected.sum(axis=0))
+    centre = to_host(sums) / n_rows
+    ritz = (to_host(gram) - n_rows * np.outer(centre, centre)) / denominator
+    variances, vectors = np.linalg.eigh(ritz)
+    order = np.argsort(variances)[::-1][:2]
+    return mean, (basis @ vectors[:, order]).T, variances[order]
 
 
 def pca_weights(
@@ -251,7 +285,7 @@ def pca_weights(
     lattice : Lattice
         The map; its node positions place the grid.
     rng : numpy.random.Generator
-        Seeds the randomized SVD of wide data (see :func:`principal_components`).
+        Seeds the subspace iteration of wide data (see :func:`principal_components`).
     nan_policy : {"raise", "ignore"}, default="raise"
         As for :func:`principal_components`.
 

@@ -64,8 +64,8 @@ KEY_BLOCK_ELEMENTS = 1 << 18
 HEAVY_ROW_FACTOR = 3
 # Elements (pairs x D) of the gathered differences of the manhattan candidates.
 PAIR_BLOCK_ELEMENTS = 1 << 20
-# Above this many features the principal axes come from an SVD of the rows, not the D x D
-# covariance (the same switch as core.initialization).
+# Above this many features the principal axes of the (in-memory) sample come from an SVD of
+# its rows, cheaper there than the eigenvectors of the D x D covariance.
 MAX_COVARIANCE_FEATURES = 4096
 U64 = 2.0**-53
 

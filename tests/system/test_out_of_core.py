@@ -1,25 +1,19 @@
 """Data larger than the workers' memory streams through them with bounded memory."""
 
-import threading
-
 import dask.array as da
 import numpy as np
-import psutil
 import pytest
 import zarr
 
 from dasksom import SOM
 from dasksom.training import engine
+from tests.support.memory import pauses, worker_peaks
 
 pytestmark = pytest.mark.slow
 
 # Room for a worker's imports (dask.array alone pulls in xarray and pandas where they are
 # installed: about 170 MB), and four times less than the data.
 WORKER_MEMORY = 400_000_000
-
-
-def _worker_rss() -> int:
-    return psutil.Process().memory_info().rss
 
 
 @pytest.fixture(scope="module")
@@ -51,28 +45,14 @@ def test_streams_data_larger_than_worker_memory_within_the_limit(big_zarr):
         data = da.from_zarr(big_zarr)
         assert data.nbytes >= 4 * 2 * WORKER_MEMORY
         assert not engine.should_persist(data, "auto")
-        peaks = {}
-        done = threading.Event()
-
-        def watch():
-            while not done.wait(0.1):
-                for worker, rss in client.run(_worker_rss).items():
-                    peaks[worker] = max(peaks.get(worker, 0), rss)
-
-        watcher = threading.Thread(target=watch)
-        watcher.start()
-        try:
-            start = np.random.default_rng(1).normal(size=(9, 50))
+        start = np.random.default_rng(1).normal(size=(9, 50))
+        with worker_peaks(client) as peaks:
             som = SOM(3, 3, init=start, epochs=2).fit(data)
-        finally:
-            done.set()
-            watcher.join()
-        events = client.get_worker_logs()
+        paused = pauses(client)
     assert som.n_iter_ == 2
     print("worker peak RSS (MB):", {w: round(p / 1e6) for w, p in peaks.items()})
     assert len(peaks) == 2 and max(peaks.values()) < WORKER_MEMORY, peaks
-    paused = [msg for logs in events.values() for _, msg in logs if "paused" in msg.lower()]
-    assert not paused
+    assert not paused, paused
 
 
 def test_streamed_and_persisted_zarr_training_give_the_same_map(tmp_path, client):

@@ -5,7 +5,11 @@ from sklearn.base import clone
 
 import dasksom
 from dasksom import SOM, Lattice
-from dasksom.core.initialization import initial_weights
+from dasksom.core.initialization import (
+    MAX_COVARIANCE_FEATURES,
+    initial_weights,
+    principal_components,
+)
 from dasksom.estimator.som import NotFittedError
 
 from ..support.faults import killed_in_epoch
@@ -158,6 +162,22 @@ def test_pca_init_spans_the_first_two_components():
     np.testing.assert_allclose(along[:, 2], 0, atol=1e-9)
     first_row = along[:6, 0]
     assert np.all(np.diff(first_row) > 0) or np.all(np.diff(first_row) < 0)
+
+
+@pytest.mark.parametrize("nan_policy", ["raise", "ignore"])
+def test_wide_data_finds_its_principal_axes_in_two_passes_without_the_covariance(nan_policy):
+    rng = np.random.default_rng(3)
+    n_features = MAX_COVARIANCE_FEATURES + 100
+    frame, _ = np.linalg.qr(rng.standard_normal((n_features, 3)))
+    data = rng.standard_normal((1500, 3)) * [6.0, 3.0, 1.0] @ frame.T + 2.0
+    data += 0.01 * rng.standard_normal(data.shape)
+    values, vectors = np.linalg.eigh(np.cov(data.T))
+    mean, axes, variances = principal_components(
+        da.from_array(data, chunks=(400, n_features)), rng, nan_policy
+    )
+    np.testing.assert_allclose(mean, data.mean(axis=0), atol=1e-9)
+    np.testing.assert_allclose(np.abs(axes @ vectors[:, ::-1][:, :2]), np.eye(2), atol=1e-6)
+    np.testing.assert_allclose(variances, values[::-1][:2], rtol=1e-6)
 
 
 BAD_PARAMS = [
