@@ -147,23 +147,29 @@ def summarise(
     n_meta = int(results.node_metacluster.max()) + 1
     n_samples = len(cells.samples)
     offsets = np.cumsum([0, n_nodes, n_meta, n_samples * n_nodes, n_samples * n_meta])
-    groups = da.map_blocks(
+    n_groups = int(offsets[-1])
+    # Each cell's four groups and, last, its node again where it is an outlier (else -1):
+    # mapped once and kept in the workers' memory (2 or 4 bytes each, 10-20 bytes a cell)
+    # for the counts and every median pass, which then read and transform the cells only.
+    id_type = np.int16 if n_groups + n_nodes <= np.iinfo(np.int16).max else np.int32
+    ids = da.map_blocks(
         _group_ids,
         results.node,
         cells.sample,
+        results.outlier,
         results.node_metacluster,
         n_nodes,
         n_meta,
         offsets,
-        dtype=np.int64,
+        id_type,
+        dtype=id_type,
         new_axis=1,
-        chunks=(results.node.chunks[0], (4,)),
-    )
-    counts = grouped_counts(groups, int(offsets[-1]))
-    outlier_ids = da.where(results.outlier, results.node, -1)
-    outliers = grouped_counts(outlier_ids, n_nodes)
+        chunks=(results.node.chunks[0], (5,)),
+    ).persist()
+    counts = grouped_counts(ids, n_groups + n_nodes)
+    counts, outliers = counts[:n_groups], counts[n_groups:]
     medians = grouped_medians(
-        cells.data, groups, int(offsets[-1]), bins=bins, passes=passes, max_bytes=max_bytes
+        cells.data, ids[:, :4], n_groups, bins=bins, passes=passes, max_bytes=max_bytes
     )
     markers = list(cells.markers)
     part = [slice(offsets[i], offsets[i + 1]) for i in range(4)]
@@ -218,10 +224,12 @@ def _table(
 def _group_ids(
     node: np.ndarray,
     sample: np.ndarray,
+    outlier: np.ndarray,
     node_metacluster: np.ndarray,
     n_nodes: int,
     n_meta: int,
     offsets: np.ndarray,
+    id_type: type,
 ) -> np.ndarray:
     node = np.asarray(node).astype(np.int64)
     sample = np.asarray(sample).astype(np.int64)
@@ -232,6 +240,7 @@ def _group_ids(
             offsets[1] + meta,
             offsets[2] + sample * n_nodes + node,
             offsets[3] + sample * n_meta + meta,
+            np.where(np.asarray(outlier), offsets[4] + node, -1),
         ],
         axis=1,
-    )
+    ).astype(id_type)

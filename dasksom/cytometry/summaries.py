@@ -10,7 +10,8 @@ estimate, the mean of the two brackets' midpoints, is within half of that of the
 (:func:`median_error_bound`); a group whose values in the bracket are all equal is exact.  The
 defaults (32 bins, 5 passes) bound the error by ``(max - min) / 6.7e7``, below float32
 resolution.  Only ``2 x groups x markers x bins`` counts travel per chunk; groups are
-processed in batches so that this stays below ``max_bytes``.
+processed in batches so that this stays below ``max_bytes``.  A chunk's counts come from the
+numba loops of :mod:`dasksom.cytometry.histograms`, which read each cell once per pass.
 """
 
 from __future__ import annotations
@@ -111,8 +112,11 @@ def grouped_medians(
         raise ValueError(f"bins must be at least 2 and passes at least 0, not {bins}, {passes}")
     n_columns = int(values.shape[1])
     per_batch = max(1, max_bytes // (2 * n_columns * bins * 8))
-    value_blocks = values.to_delayed().ravel()
-    group_blocks = groups.to_delayed().ravel()
+    # Optimised together: a chunk's values and groups share the tasks they come from (the read
+    # and the transform), where separately fused graphs would each compute them again.
+    values, groups = dask.optimize(values, groups)
+    value_blocks = values.to_delayed(optimize_graph=False).ravel()
+    group_blocks = groups.to_delayed(optimize_graph=False).ravel()
     out = np.full((n_groups, n_columns), np.nan)
     for first in range(0, n_groups, per_batch):
         last = min(first + per_batch, n_groups)
@@ -175,18 +179,8 @@ def _narrowed(
 
 
 def _edge(lo: np.ndarray, width: np.ndarray, index: np.ndarray, bins: int) -> np.ndarray:
-    """Edge ``index`` of ``bins`` equal bins from ``lo``, by one formula wherever it is used."""
+    """Edge ``index`` of ``bins`` equal bins from ``lo``, as the kernels' ``bin_edge``."""
     return lo + width * (index / bins)
-
-
-def _bin_of(v: np.ndarray, lo: np.ndarray, width: np.ndarray, bins: int) -> np.ndarray:
-    """The bin ``t`` with ``edge(t) <= v < edge(t + 1)``, by the edges of :func:`_edge`."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        t = np.where(width > 0, np.floor((v - lo) / width * bins), 0)
-    t = np.clip(np.nan_to_num(t), 0, bins - 1).astype(np.int64)
-    t = np.where((t > 0) & (v < _edge(lo, width, t, bins)), t - 1, t)
-    up = (t < bins - 1) & (v >= _edge(lo, width, t + 1, bins))
-    return np.where(up, t + 1, t)
 
 
 def _histograms(
@@ -197,42 +191,33 @@ def _histograms(
     bracket: tuple[np.ndarray, np.ndarray, np.ndarray],
     bins: int,
 ) -> np.ndarray:
+    from dasksom.cytometry.histograms import histogram_counts
+
     lo, hi, closed = bracket
-    n_groups, n_columns = last - first, lo.shape[2]
-    v, g = _assigned(values, groups, first, last)
-    out = np.zeros(2 * n_groups * n_columns * bins, dtype=np.int64)
-    columns = np.arange(n_columns)
-    for k in range(2):
-        low, high = lo[k][g], hi[k][g]
-        inside = (v >= low) & ((v < high) | (closed[k][g] & (v == high)))
-        t = _bin_of(v, low, high - low, bins)
-        flat = ((k * n_groups + g[:, None]) * n_columns + columns) * bins + t
-        out += np.bincount(flat[inside], minlength=out.size)
-    return out
+    out = np.zeros((2, last - first, lo.shape[2], bins), dtype=np.int64)
+    histogram_counts(*_kernel_inputs(values, groups), first, lo, hi, closed, bins, out)
+    return out.ravel()
 
 
 def _extremes(
     values: np.ndarray, groups: np.ndarray, first: int, last: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    v, g = _assigned(values, groups, first, last)
-    low = np.full((last - first, v.shape[1]), np.inf)
-    high = np.full((last - first, v.shape[1]), -np.inf)
-    np.minimum.at(low, g, v)
-    np.maximum.at(high, g, v)
-    return low, high, np.bincount(g, minlength=last - first)[:, None]
+    from dasksom.cytometry.histograms import group_extremes
+
+    low = np.full((last - first, values.shape[1]), np.inf)
+    high = np.full((last - first, values.shape[1]), -np.inf)
+    count = np.zeros(last - first, dtype=np.int64)
+    group_extremes(*_kernel_inputs(values, groups), first, low, high, count)
+    return low, high, count[:, None]
 
 
-def _assigned(
-    values: np.ndarray, groups: np.ndarray, first: int, last: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """The rows (repeated once per group column) whose group is in ``first:last``."""
-    v = np.asarray(values, dtype=np.float64)
+def _kernel_inputs(values: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Values as C-ordered float64 (n, d) and groups as int64 (n, c): a cell's groups."""
     g = np.asarray(groups).astype(np.int64)
-    if g.ndim == 2:
-        v = np.repeat(v, g.shape[1], axis=0)
-        g = g.ravel()
-    keep = (g >= first) & (g < last)
-    return v[keep], g[keep] - first
+    return (
+        np.ascontiguousarray(values, dtype=np.float64),
+        np.ascontiguousarray(g.reshape(len(g), -1)),
+    )
 
 
 def _combine_extremes(*parts: tuple[np.ndarray, np.ndarray, np.ndarray]) -> tuple:

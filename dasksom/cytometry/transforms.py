@@ -209,7 +209,11 @@ def compensate(cells: Cells, spill: np.ndarray, channels: Sequence[str]) -> Cell
 def _arcsinh(block: np.ndarray, factors: np.ndarray) -> np.ndarray:
     out = np.array(block, dtype=np.float64, copy=True)
     columns = ~np.isnan(factors)
-    out[:, columns] = np.arcsinh(out[:, columns] / factors[columns])
+    # In single precision, numpy's vectorised arcsinh is four times faster than in double,
+    # and the training passes re-read and transform every cell; cytometers record float32
+    # (relative error of the result: about 1e-7).
+    scaled = (out[:, columns] / factors[columns]).astype(np.float32)
+    out[:, columns] = np.arcsinh(scaled)
     return out
 
 

@@ -80,6 +80,32 @@ def test_grouped_medians_in_batches_equal_one_batch():
     )
 
 
+def test_histogram_kernel_counts_each_value_in_the_bin_its_edges_hold():
+    from dasksom.cytometry.histograms import histogram_counts
+
+    rng = np.random.default_rng(4)
+    values, groups = rng.normal(size=(500, 3)), rng.integers(0, 4, (500, 2))
+    low = rng.uniform(-1.5, -0.5, (2, 4, 3))
+    high = low + rng.uniform(0.5, 2.0, (2, 4, 3))
+    values[:10, 0] = high[0, groups[:10, 0], 0]  # on a closed bracket's upper edge
+    closed = np.zeros((2, 4, 3), dtype=bool)
+    closed[0] = True
+    bins = 7
+    out = np.zeros((2, 4, 3, bins), dtype=np.int64)
+    histogram_counts(values, groups, 0, low, high, closed, bins, out)
+    expected = np.zeros_like(out)
+    for row, cell_groups in zip(values, groups, strict=True):
+        for g in cell_groups:
+            for k in range(2):
+                for m, v in enumerate(row):
+                    lo, hi = low[k, g, m], high[k, g, m]
+                    edges = lo + (hi - lo) * (np.arange(bins + 1) / bins)
+                    if lo <= v < hi or (closed[k, g, m] and v == hi):
+                        t = min(int(np.searchsorted(edges, v, side="right")) - 1, bins - 1)
+                        expected[k, g, m, t] += 1
+    np.testing.assert_array_equal(out, expected)
+
+
 def test_grouped_medians_are_exact_for_a_constant_group():
     got = grouped_medians(da.full((10, 1), 2.5, chunks=3), da.zeros(10, int, chunks=3), 1)
     assert got[0, 0] == 2.5
