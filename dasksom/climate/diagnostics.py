@@ -23,9 +23,12 @@ import dask.array as da
 import numpy as np
 import pandas as pd
 import xarray as xr
-from scipy import sparse, stats
+from scipy import sparse
 
 from dasksom.climate.fields import sample_rows
+
+# scipy.stats (40 MB) is imported where a trend or a test is computed, on the client: workers
+# import this module to count and sum, and never need it.
 
 TIME = "time"
 
@@ -150,6 +153,8 @@ def frequency_trend(bmus: xr.DataArray, n_nodes: int, period: str = "time.year")
     stderr = np.sqrt((residual**2).sum(axis=0) / dof / (dx @ dx))
     with np.errstate(divide="ignore", invalid="ignore"):
         t = np.where(stderr > 0, slope / stderr, np.where(slope == 0, 0.0, np.inf))
+    from scipy import stats
+
     p_value = 2.0 * stats.t.sf(np.abs(t), dof)
     node = freq["node"]
     return xr.Dataset(
@@ -546,6 +551,8 @@ def compare_frequencies(reference: xr.DataArray, other: xr.DataArray, n_nodes: i
     if used.sum() < 2:
         chi2, p_value = 0.0, 1.0
     else:
+        from scipy import stats
+
         test = stats.chi2_contingency(counts[:, used])
         chi2, p_value = float(test.statistic), float(test.pvalue)
     freq = counts / counts.sum(axis=1, keepdims=True)
