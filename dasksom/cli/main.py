@@ -32,6 +32,7 @@ from dasksom.cli.config import (
     read_config,
     whole_number,
 )
+from dasksom.cli.cytometry import add_cytometry_commands
 from dasksom.cli.maps import (
     CSV_HEADERS,
     PLOT_KINDS,
@@ -305,7 +306,9 @@ def build_parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argumen
     info.add_argument("map", metavar="MAP", help="a map (map.npz) or a checkpoint")
     info.add_argument("--json", action="store_true", help="print JSON")
     info.set_defaults(run=run_info)
-    return parser, dict(commands.choices)
+    cytometry = _command(commands, "cytometry", "FlowSOM: train on FCS files, map new ones")
+    cytometry_commands = add_cytometry_commands(cytometry, _command, _add_config_option)
+    return parser, {**commands.choices, **cytometry_commands}
 
 
 def _add_train_arguments(train: argparse.ArgumentParser) -> None:
