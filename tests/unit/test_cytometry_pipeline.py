@@ -245,3 +245,13 @@ def test_saved_model_maps_new_cells_as_the_original(fitted, tmp_path):
 def test_load_refuses_a_folder_that_is_no_model(tmp_path):
     with pytest.raises(ValueError, match="not a saved FlowSOM model"):
         FlowSOM.load(tmp_path)
+
+
+def test_flowsom_shrinks_a_bubble_from_flowsoms_start_radius_to_the_node_alone(fitted):
+    from dasksom.cytometry.model import FINAL_RADIUS, start_radius
+
+    model = fitted[0]
+    assert start_radius(10, 10) == 6.0
+    assert model.som_.neighborhood == "bubble"
+    assert model.som_.sigma == (start_radius(model.xdim, model.ydim), FINAL_RADIUS)
+    assert FINAL_RADIUS < 1.0
