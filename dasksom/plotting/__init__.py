@@ -18,12 +18,15 @@ The modules, one figure family each:
 - :mod:`~dasksom.plotting.hits`: :func:`plot_hits` and :func:`plot_labels`;
 - :mod:`~dasksom.plotting.projection`: :func:`plot_projection`;
 - :mod:`~dasksom.plotting.mosaic`: :func:`plot_weight_mosaic`;
-- :mod:`~dasksom.plotting.convergence`: :func:`plot_convergence` and :func:`draw_line`.
+- :mod:`~dasksom.plotting.convergence`: :func:`plot_convergence` and :func:`draw_line`;
+- :mod:`~dasksom.plotting.cytometry`: a fitted :class:`~dasksom.cytometry.FlowSOM`'s
+  :func:`plot_stars`, :func:`plot_label_pies` and :func:`plot_marker_tree`, on its minimal
+  spanning tree (:func:`node_layout`, :func:`tree_layout`) or its grid.
 
 The numbers behind the pictures live elsewhere: geometry in :class:`~dasksom.Lattice`, the
 U-matrix values in :mod:`dasksom.core.analysis` (:func:`node_differences` is re-exported here).
-A top layer: imports matplotlib, :mod:`dasksom.core` and :mod:`dasksom.io`; the engine never
-imports it.
+A top layer: imports matplotlib, :mod:`dasksom.core`, :mod:`dasksom.io` and
+:mod:`dasksom.cytometry`; the engine never imports it.
 """
 
 from dasksom.core.analysis import node_differences
@@ -37,6 +40,15 @@ from dasksom.plotting.base import (
     save_and_show,
 )
 from dasksom.plotting.convergence import draw_line, plot_convergence
+from dasksom.plotting.cytometry import (
+    label_counts,
+    metacluster_colors,
+    node_layout,
+    plot_label_pies,
+    plot_marker_tree,
+    plot_stars,
+    tree_layout,
+)
 from dasksom.plotting.hits import plot_hits, plot_labels
 from dasksom.plotting.mosaic import plot_weight_mosaic
 from dasksom.plotting.planes import plot_component_planes, plot_umatrix
@@ -52,18 +64,25 @@ __all__ = [
     "EMPTY_EDGE",
     "EMPTY_FACE",
     "Hexagons",
+    "label_counts",
+    "metacluster_colors",
     "NO_HITS_COLOR",
     "NO_HITS_HATCH",
     "node_differences",
+    "node_layout",
     "plot_component_planes",
     "plot_convergence",
     "plot_hits",
+    "plot_label_pies",
     "plot_labels",
+    "plot_marker_tree",
     "plot_projection",
+    "plot_stars",
     "plot_umatrix",
     "plot_weight_mosaic",
     "save_and_show",
     "Squares",
     "Tiling",
     "tiling_for",
+    "tree_layout",
 ]
