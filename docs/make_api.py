@@ -15,8 +15,9 @@ from pathlib import Path
 from types import ModuleType
 
 import dasksom
-from dasksom import io, plotting
+from dasksom import climate, cytometry, io, plotting
 from dasksom.core import analysis
+from dasksom.plotting import fields
 from dasksom.simpsom import plots
 
 OUT = Path(__file__).resolve().parent / "api.md"
@@ -153,6 +154,9 @@ def build() -> str:
         module_section("dasksom.core.analysis", analysis),
         module_section("dasksom.plotting", plotting),
         module_section("dasksom.simpsom.plots", plots),
+        module_section("dasksom.climate", climate),
+        module_section("dasksom.plotting.fields", fields),
+        module_section("dasksom.cytometry", cytometry),
     ]
     return "\n".join(parts).rstrip() + "\n"
 
