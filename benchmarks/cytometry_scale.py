@@ -102,24 +102,12 @@ def adjusted_rand_index(contingency: np.ndarray) -> float:
     return (pairs(contingency) - expected) / ((rows + columns) / 2 - expected)
 
 
-def _pair_counts(truth: np.ndarray, found: np.ndarray, n_found: int) -> np.ndarray:
-    return np.bincount(
-        truth.astype(np.int64) * n_found + found, minlength=POPULATIONS * n_found
-    ).reshape(1, -1)
-
-
 def contingency(truth: da.Array, found: da.Array, n_found: int) -> np.ndarray:
     """Cells of each planted population in each metacluster, counted chunk by chunk."""
-    counts = da.map_blocks(
-        _pair_counts,
-        truth,
-        found.rechunk(truth.chunks),
-        n_found,
-        dtype=np.int64,
-        chunks=((1,) * truth.numblocks[0], (POPULATIONS * n_found,)),
-        new_axis=1,
-    )
-    return np.asarray(counts.sum(axis=0).compute()).reshape(POPULATIONS, n_found)
+    from dasksom.cytometry import grouped_counts
+
+    pairs = truth.astype(np.int64) * n_found + found.rechunk(truth.chunks)
+    return grouped_counts(pairs, POPULATIONS * n_found).reshape(POPULATIONS, n_found)
 
 
 def run(folder: Path, n_samples: int, worker_memory: int) -> tuple[dict, dict]:
