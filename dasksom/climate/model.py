@@ -154,9 +154,12 @@ class FieldSOM:
             On the sample dimensions, with their coordinates; ``.compute()`` to evaluate.
         """
         self._check_fitted()
+        return self._bmus_on_samples(data, self.som_.predict(self.layout_.stack(data)))
+
+    def _bmus_on_samples(self, data: xr.DataArray | xr.Dataset, values: da.Array) -> xr.DataArray:
         return self._on_samples(
             data,
-            self.som_.predict(self.layout_.stack(data)),
+            values,
             "bmu",
             long_name="best-matching unit of the sample",
             comment="index of the SOM node nearest the sample; see the node coordinate",
@@ -179,9 +182,15 @@ class FieldSOM:
             EOF-reduced columns), in the map's metric.
         """
         self._check_fitted()
+        _, distances = self.som_.nearest_nodes(self.layout_.stack(data))
+        return self._distances_on_samples(data, distances)
+
+    def _distances_on_samples(
+        self, data: xr.DataArray | xr.Dataset, values: da.Array
+    ) -> xr.DataArray:
         return self._on_samples(
             data,
-            self.som_.transform(self.layout_.stack(data)).min(axis=1),
+            values,
             "bmu_distance",
             long_name="distance of the sample to its best-matching unit",
             comment=f"{self.som_.metric} distance in the weighted, scaled training space",
@@ -210,8 +219,11 @@ class FieldSOM:
         variables: dict[Any, xr.DataArray] = {
             f"prototype_{name}": field for name, field in fields.items()
         }
-        variables["bmu"] = self.bmus(data)
-        variables["bmu_distance"] = self.distances(data)
+        # One search for both: written together, they read the field once.
+        self._check_fitted()
+        bmus, distances = self.som_.nearest_nodes(self.layout_.stack(data))
+        variables["bmu"] = self._bmus_on_samples(data, bmus)
+        variables["bmu_distance"] = self._distances_on_samples(data, distances)
         lattice = self.som_.lattice_
         return xr.Dataset(
             variables,

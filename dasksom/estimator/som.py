@@ -18,7 +18,12 @@ import numpy as np
 from dasksom.backends.arrays import array_module, compute_dtype, to_host
 from dasksom.backends.devices import DEVICES, Device
 from dasksom.core.bmu_search import BMU_SEARCHES, plan_for_weights
-from dasksom.core.chunk_tasks import evaluate_chunk, predict_chunk, transform_chunk
+from dasksom.core.chunk_tasks import (
+    evaluate_chunk,
+    nearest_chunk,
+    predict_chunk,
+    transform_chunk,
+)
 from dasksom.core.initialization import INITS, check_init_array, initial_weights
 from dasksom.core.lattice import TOPOLOGIES, Lattice
 from dasksom.core.metrics import METRICS, get_metric
@@ -676,6 +681,29 @@ class SOM:
         """
         self._check_fitted()
         return self._map_rows(X, transform_chunk, self.lattice_.n_nodes, compute_dtype)
+
+    def nearest_nodes(self, X: Any) -> tuple[Any, Any]:
+        """Every sample's best-matching unit and its distance to it, from one pass over ``X``.
+
+        What :meth:`predict` and the BMU's column of :meth:`transform` give, with the rows read
+        once for both: for writing both of data larger than memory.
+
+        Parameters
+        ----------
+        X : array-like, dask array, zarr array, DataFrame, xarray or path
+            Samples in rows; anything :func:`dasksom.io.as_dask_array` reads.
+
+        Returns
+        -------
+        bmus : dask or numpy array of int64, shape (n_samples,)
+            As :meth:`predict`.
+        distances : dask or numpy array of float64, shape (n_samples,)
+            Distance to the BMU in the map's metric; NaN where the BMU is -1.  Dask in, dask
+            out, as :meth:`predict`: the two dask arrays share their tasks, so computing them
+            together (``dask.compute``, ``to_zarr`` of both) reads ``X`` once.
+        """
+        pairs = self._map_rows(X, nearest_chunk, 2, lambda _: np.float64, search=True)
+        return pairs[:, 0].astype(np.int64), pairs[:, 1]
 
     def fit_transform(self, X: Any, y: Any = None) -> Any:
         """Fit the map on ``X`` and return the distances of its samples to every node."""

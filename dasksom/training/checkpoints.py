@@ -21,11 +21,9 @@ from dasksom.io.map_file import jsonable
 from dasksom.training.engine import compute_context
 
 # Parameters that say how a run computes (where, in which pieces, by which BMU search, what it
-# prints and where it
-# saves), not what: a checkpoint written under other values of these resumes the fit.
-RUN_ONLY_PARAMS = frozenset(
-    {"chunks", "persist", "verbose", "checkpoint", "device", "bmu_search"}
-)
+# prints and where it saves), not what: a checkpoint written under other values of these resumes
+# the fit.
+RUN_ONLY_PARAMS = frozenset({"chunks", "persist", "verbose", "checkpoint", "device", "bmu_search"})
 
 
 def settings_key(params: dict) -> str:

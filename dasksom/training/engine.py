@@ -295,9 +295,7 @@ def epoch_sums(
     group_task = dask.delayed(_group_sums, pure=True)
     settings = (metric, check_finite, nan_policy, precision)
     parts = [
-        group_task(
-            shared_weights, index, settings, offsets[i : i + group], *blocks[i : i + group]
-        )
+        group_task(shared_weights, index, settings, offsets[i : i + group], *blocks[i : i + group])
         for i in range(0, len(blocks), group)
     ]
     with compute_context():

@@ -18,7 +18,12 @@ import pytest
 from dasksom import SOM
 from dasksom.backends import arrays, cuda
 from dasksom.core import metrics, neighborhood, precision, search
-from dasksom.core.chunk_tasks import evaluate_chunk, predict_chunk, transform_chunk
+from dasksom.core.chunk_tasks import (
+    evaluate_chunk,
+    nearest_chunk,
+    predict_chunk,
+    transform_chunk,
+)
 from dasksom.core.lattice import Lattice
 from dasksom.core.metrics import PreparedWeights
 from dasksom.core.neighborhood import structured_smooth
@@ -444,3 +449,14 @@ def test_the_pruned_search_takes_device_sized_groups(cupy, monkeypatch):
         to_device(x), PreparedWeights.build(weights, "euclidean", cupy, np.float32), index=index
     )
     assert groups == [search.DEVICE_GROUP_ROWS]
+
+
+@pytest.mark.parametrize("data", DATA)
+@pytest.mark.parametrize("metric", METRIC_NAMES)
+def test_nearest_chunk_on_a_device_chunk_gives_numpys_bmus_and_distances(cupy, metric, data):
+    x, weights, nan_policy = problem(data)
+    found = nearest_chunk(to_device(x), weights, metric, nan_policy=nan_policy)
+    expected = nearest_chunk(x, weights, metric, nan_policy=nan_policy)
+    assert isinstance(found, cupy.ndarray) and found.dtype == np.float64
+    np.testing.assert_array_equal(found.get()[:, 0], expected[:, 0])
+    np.testing.assert_allclose(found.get()[:, 1], expected[:, 1], rtol=1e-12, equal_nan=True)

@@ -54,6 +54,15 @@ def h(d, s, kind):
     return (1 - d**2 / s**2) * math.exp(-(d**2) / (2 * s**2))
 
 
+def distance(x, w, metric):
+    """The metric's distance between one row and one node (1 - cosine similarity for cosine)."""
+    if metric == "euclidean":
+        return float(np.linalg.norm(x - w))
+    if metric == "manhattan":
+        return float(np.abs(x - w).sum())
+    return float(1 - x @ w / (np.linalg.norm(x) * np.linalg.norm(w)))
+
+
 def bmu(x, weights, metric):
     if metric == "euclidean":
         scores = [np.linalg.norm(x - w) for w in weights]

@@ -1,6 +1,7 @@
 """FieldSOM: fit on a labelled field; prototypes, BMUs and distances as labelled xarray objects;
 one call to write them to zarr or NetCDF; projection of another data set onto the map."""
 
+import dask
 import dask.array as da
 import numpy as np
 import pytest
@@ -60,6 +61,21 @@ def test_save_writes_every_result_with_cf_attributes_in_one_call(fitted, data, t
         np.testing.assert_allclose(
             saved["prototype_slp"].values, fitted.prototypes().values, equal_nan=True
         )
+
+
+@pytest.mark.parametrize("suffix", [".zarr", ".nc"])
+def test_save_reads_each_chunk_of_the_field_once(fitted, data, tmp_path, suffix):
+    reads = []
+
+    def read(block):
+        reads.append(block.size)
+        return block
+
+    field = data["slp"].copy(data=data["slp"].data.map_blocks(read, dtype=data["slp"].dtype))
+    with dask.config.set(scheduler="sync"):
+        fitted.save(tmp_path / f"regimes{suffix}", field)
+    # Empty blocks are dask's probes for dtypes, not reads.
+    assert len([size for size in reads if size]) == field.data.npartitions
 
 
 def test_save_refuses_an_unknown_format(fitted, data, tmp_path):

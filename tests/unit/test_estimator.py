@@ -1,3 +1,4 @@
+import dask
 import dask.array as da
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ from dasksom.core.initialization import (
 )
 from dasksom.estimator.som import NotFittedError
 
+from ..support import reference
 from ..support.faults import killed_in_epoch
 
 
@@ -367,6 +369,34 @@ def test_transform_keeps_dask_input_lazy(blobs):
     out = som.transform(da.from_array(blobs, chunks=70))
     assert isinstance(out, da.Array) and out.shape == (300, 9)
     np.testing.assert_allclose(out.compute(), som.transform(blobs))
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "cosine", "manhattan"])
+def test_nearest_nodes_gives_predicts_bmus_and_the_distance_to_them(blobs, metric):
+    som = SOM(3, 4, epochs=2, metric=metric, random_state=0).fit(blobs)
+    bmus, distances = som.nearest_nodes(blobs)
+    np.testing.assert_array_equal(bmus, som.predict(blobs))
+    nodes = som.weights_[bmus]
+    expected = [reference.distance(x, w, metric) for x, w in zip(blobs, nodes, strict=True)]
+    np.testing.assert_allclose(distances, expected, rtol=1e-6, atol=1e-6)
+
+
+def test_nearest_nodes_of_dask_input_read_each_chunk_once_for_both(blobs):
+    som = SOM(3, 3, epochs=1, random_state=0).fit(blobs)
+    reads = []
+
+    def read(block):
+        reads.append(block.shape[0])
+        return block
+
+    data = da.from_array(blobs, chunks=(70, 5)).map_blocks(read, dtype=blobs.dtype)
+    bmus, distances = som.nearest_nodes(data)
+    assert isinstance(bmus, da.Array) and isinstance(distances, da.Array)
+    found, far = dask.compute(bmus, distances, scheduler="sync")
+    rows_read = sorted(n for n in reads if n)  # dask probes with empty blocks for the dtype
+    assert rows_read == sorted(data.chunks[0])
+    np.testing.assert_array_equal(found, som.predict(blobs))
+    np.testing.assert_allclose(far, som.nearest_nodes(blobs)[1])
 
 
 def test_score_is_minus_the_quantization_error(blobs):

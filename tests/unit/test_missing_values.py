@@ -32,6 +32,19 @@ def test_bmus_are_found_over_the_observed_features(gappy, metric):
 
 
 @pytest.mark.parametrize("metric", METRICS)
+def test_nearest_nodes_measure_the_distance_over_the_observed_features(gappy, metric):
+    weights = np.random.default_rng(4).normal(size=(9, 5)) * 3
+    found = chunk_tasks.nearest_chunk(gappy, weights, metric, nan_policy="ignore")
+    for x, (bmu, far) in zip(gappy, found, strict=True):
+        seen = ~np.isnan(x)
+        if not seen.any():
+            assert bmu == -1 and np.isnan(far)
+            continue
+        assert bmu == reference.bmu_observed(x, weights, metric)
+        assert far == pytest.approx(reference.distance(x[seen], weights[int(bmu), seen], metric))
+
+
+@pytest.mark.parametrize("metric", METRICS)
 def test_partial_sums_count_each_feature_over_the_rows_that_observe_it(gappy, metric):
     weights = np.random.default_rng(4).normal(size=(9, 5)) * 3
     sums = partial_sums(gappy, weights, metric, nan_policy="ignore")
