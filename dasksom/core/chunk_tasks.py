@@ -15,17 +15,20 @@ import numpy as np
 
 from dasksom.backends.arrays import array_module, to_host
 from dasksom.core.lattice import NEIGHBOR_DISTANCE
-from dasksom.core.metrics import prepare
+from dasksom.core.metrics import PreparedWeights, prepare
 from dasksom.core.missing import find_nonfinite
 from dasksom.core.pruned import PrunedIndex
 from dasksom.core.search import best_matching_units, bmu_distances, node_distances
 from dasksom.core.sums import _bin_counts
 
 
-def _checked(chunk: Any, row_offset: int, nan_policy: str) -> Any:
-    """``chunk`` itself, once it is known to hold no value that ``nan_policy`` refuses."""
+def _checked_and_prepared(
+    chunk: Any, weights: np.ndarray, metric: str, row_offset: int, nan_policy: str
+) -> tuple[Any, Any, PreparedWeights]:
+    """``prepare``'s rows, mask and weights for ``chunk``, once it is known to hold no value
+    that ``nan_policy`` refuses."""
     find_nonfinite(chunk, row_offset, nan_policy).raise_if_any()
-    return chunk
+    return prepare(chunk, weights, metric, nan_policy)
 
 
 def predict_chunk(
@@ -66,9 +69,7 @@ def predict_chunk(
         When a row holds NaN or inf (NaN only under ``nan_policy="raise"``), naming how many and
         the first place: such a row never gets node 0.
     """
-    x, mask, prepared = prepare(
-        _checked(chunk, row_offset, nan_policy), weights, metric, nan_policy
-    )
+    x, mask, prepared = _checked_and_prepared(chunk, weights, metric, row_offset, nan_policy)
     return best_matching_units(x, prepared, mask=mask, index=index)
 
 
@@ -100,9 +101,7 @@ def transform_chunk(
     ValueError
         When a row holds a value ``nan_policy`` refuses, as in :func:`predict_chunk`.
     """
-    x, mask, prepared = prepare(
-        _checked(chunk, row_offset, nan_policy), weights, metric, nan_policy
-    )
+    x, mask, prepared = _checked_and_prepared(chunk, weights, metric, row_offset, nan_policy)
     return node_distances(x, prepared, mask)
 
 
@@ -147,9 +146,7 @@ def nearest_chunk(
         When a row holds a value ``nan_policy`` refuses, as in :func:`predict_chunk`.
     """
     xp = array_module(chunk)
-    x, mask, prepared = prepare(
-        _checked(chunk, row_offset, nan_policy), weights, metric, nan_policy
-    )
+    x, mask, prepared = _checked_and_prepared(chunk, weights, metric, row_offset, nan_policy)
     best = best_matching_units(x, prepared, mask=mask, index=index)
     distances = node_distances(x, prepared, mask)
     out = xp.empty((x.shape[0], 2), dtype=xp.float64)
@@ -205,9 +202,7 @@ def evaluate_chunk(
         When a row holds a value ``nan_policy`` refuses, as in :func:`predict_chunk`.
     """
     xp = array_module(chunk)
-    x, mask, prepared = prepare(
-        _checked(chunk, row_offset, nan_policy), weights, metric, nan_policy
-    )
+    x, mask, prepared = _checked_and_prepared(chunk, weights, metric, row_offset, nan_policy)
     best, runner_up = best_matching_units(x, prepared, second=True, mask=mask, index=index)
     bmus = to_host(best) if keep_bmus else None
     if mask is not None:
